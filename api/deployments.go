@@ -1,0 +1,415 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/transit-hq/transit/models"
+	"github.com/transit-hq/transit/store"
+)
+
+// CreateDeploymentRequest is the body of POST /deployments.
+type CreateDeploymentRequest struct {
+	// Release is a release id; or give Application and Version.
+	Release     string `json:"release"`
+	Application string `json:"application"`
+	Version     string `json:"version"`
+	// Environment is an environment id, or its name within the release's application.
+	Environment string           `json:"environment"`
+	Scenario    string           `json:"scenario"`
+	Strategy    *models.Strategy `json:"strategy"`
+	NotBefore   *time.Time       `json:"not_before"`
+	RetainData  bool             `json:"retain_data"`
+	Reason      string           `json:"reason"`
+}
+
+// DeploymentResponse is a deployment with where to watch it.
+type DeploymentResponse struct {
+	Deployment *models.Deployment `json:"deployment"`
+	WorkflowID string             `json:"workflow_id"`
+	TemporalUI string             `json:"temporal_ui"`
+}
+
+// DeploymentDetail is GET /deployments/{id}: the row, its plan, votes,
+// per-target states, incidents, and the workflow's live state when it runs.
+type DeploymentDetail struct {
+	DeploymentResponse
+	Approvals []models.Approval         `json:"approvals"`
+	Targets   []models.DeploymentTarget `json:"targets"`
+	Incidents []models.Incident         `json:"incidents"`
+	Live      *models.DeploymentState   `json:"live,omitempty"`
+}
+
+func (h *Handler) uiLink(workflowID string) string {
+	if h.uiURL == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s/namespaces/%s/workflows/%s", h.uiURL, url.PathEscape(h.namespace), url.PathEscape(workflowID))
+}
+
+func (h *Handler) createDeployment(c *gin.Context) {
+	var req CreateDeploymentRequest
+	if err := bind(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	rel, env, err := h.resolveDeployment(c, req)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	in := models.DeploymentInput{ApplicationID: rel.ApplicationID, EnvironmentID: env.ID, ReleaseID: rel.ID,
+		Scenario: req.Scenario, Strategy: req.Strategy, NotBefore: req.NotBefore, RetainData: req.RetainData,
+		Reason: strings.TrimSpace(req.Reason)}
+	if err := in.Validate(); err != nil {
+		h.fail(c, err)
+		return
+	}
+	key := c.GetHeader("Idempotency-Key")
+	if len(key) > 200 {
+		h.fail(c, badRequest("Idempotency-Key must be at most 200 characters"))
+		return
+	}
+	d := &models.Deployment{ApplicationID: in.ApplicationID, EnvironmentID: in.EnvironmentID, ReleaseID: in.ReleaseID,
+		ReleaseVersion: rel.Version, Scenario: in.Scenario, Strategy: models.NewJSON(in.Strategy), NotBefore: in.NotBefore,
+		RetainData: in.RetainData, Reason: in.Reason}
+	d, created, err := h.store.CreateDeployment(c, actor(c), d, key)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK
+		if d.ReleaseID != in.ReleaseID || d.EnvironmentID != in.EnvironmentID {
+			h.fail(c, &apiError{status: http.StatusConflict, code: CodeConflict,
+				message: fmt.Sprintf("Idempotency-Key %q was used for deployment %s of another release or environment: use a new key", key, d.ID)})
+			return
+		}
+		if d.Status.Terminal() {
+			c.JSON(status, DeploymentResponse{Deployment: d, WorkflowID: d.WorkflowID, TemporalUI: h.uiLink(d.WorkflowID)})
+			return
+		}
+	}
+	in.DeploymentID, in.RequestedBy = d.ID, d.RequestedBy
+	app, err := h.store.GetApplication(c, rel.ApplicationID)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	opts := client.StartWorkflowOptions{
+		ID:                    d.WorkflowID,
+		TaskQueue:             h.taskQueue,
+		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		TypedSearchAttributes: models.StartAttributes(app.Name, env.Name, rel.Version),
+		StaticSummary:         fmt.Sprintf("Deploy %s %s to %s", app.Name, rel.Version, env.Name),
+		StaticDetails: fmt.Sprintf("Deployment %s requested by %s.\n\nReason: %s\n\nTransit API: /api/v1/deployments/%s",
+			d.ID, d.RequestedBy, orNone(in.Reason), d.ID),
+	}
+	if _, err := h.temporal.ExecuteWorkflow(c, opts, models.WorkflowDeployment, in); err != nil {
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if !errors.As(err, &started) {
+			msg := "the deployment could not be started because Temporal did not answer: " + err.Error()
+			if ferr := h.store.FailDeploymentStart(context.WithoutCancel(c), actor(c), d.ID, msg); ferr != nil {
+				h.log.ErrorContext(c, "mark deployment failed", "deployment", d.ID, "err", ferr)
+			}
+			h.fail(c, &apiError{status: http.StatusServiceUnavailable, code: CodeUnavailable,
+				message: msg + "; nothing was deployed, try again when Temporal is reachable"})
+			return
+		}
+	}
+	c.JSON(status, DeploymentResponse{Deployment: d, WorkflowID: d.WorkflowID, TemporalUI: h.uiLink(d.WorkflowID)})
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none given)"
+	}
+	return s
+}
+
+// resolveDeployment finds the release and environment a request names.
+func (h *Handler) resolveDeployment(c *gin.Context, req CreateDeploymentRequest) (*models.Release, *models.Environment, error) {
+	v := &models.ValidationError{}
+	var rel *models.Release
+	switch {
+	case req.Release != "":
+		r, err := h.store.GetRelease(c, req.Release)
+		if models.IsNotFound(err) {
+			v.Add("release", "no release has id %q", req.Release)
+		} else if err != nil {
+			return nil, nil, err
+		}
+		rel = r
+	case req.Application != "" && req.Version != "":
+		appID, err := h.resolveApplication(c, "application", req.Application)
+		if err != nil {
+			return nil, nil, err
+		}
+		page, err := h.store.ListReleases(c, store.ListOptions{Limit: 1, Filters: map[string]string{"application_id": appID, "version": req.Version}})
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(page.Items) == 0 {
+			v.Add("version", "application %s has no release %q", req.Application, req.Version)
+		} else {
+			rel = &page.Items[0]
+		}
+	default:
+		v.Add("release", "is required: a release id, or application and version")
+	}
+	if req.Environment == "" {
+		v.Add("environment", "is required: an environment id, or its name")
+	}
+	if err := v.Err(); err != nil {
+		return nil, nil, err
+	}
+	env, err := h.store.GetEnvironment(c, req.Environment)
+	if models.IsNotFound(err) {
+		page, lerr := h.store.ListEnvironments(c, store.ListOptions{Limit: 1, Filters: map[string]string{"application_id": rel.ApplicationID, "name": req.Environment}})
+		if lerr != nil {
+			return nil, nil, lerr
+		}
+		if len(page.Items) == 0 {
+			return nil, nil, models.Invalid("environment", "the release's application has no environment with id or name %q", req.Environment)
+		}
+		env, err = &page.Items[0], nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if env.ApplicationID != rel.ApplicationID {
+		return nil, nil, models.Invalid("environment", "environment %s belongs to another application than release %s", env.ID, rel.ID)
+	}
+	return rel, env, nil
+}
+
+func (h *Handler) getDeployment(c *gin.Context) {
+	d, err := h.store.GetDeployment(c, c.Param("id"))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	out := DeploymentDetail{DeploymentResponse: DeploymentResponse{Deployment: d, WorkflowID: d.WorkflowID, TemporalUI: h.uiLink(d.WorkflowID)}}
+	if out.Approvals, err = h.store.ListApprovals(c, d.ID); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if out.Targets, err = h.store.ListDeploymentTargets(c, d.ID); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if out.Incidents, err = h.store.ListIncidents(c, d.ID); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if !d.Status.Terminal() {
+		// The workflow is the source of truth while it runs; the row may lag
+		// by a step. Best effort: the row alone is still a full answer.
+		qctx, cancel := context.WithTimeout(c, 2*time.Second)
+		defer cancel()
+		if v, err := h.temporal.QueryWorkflow(qctx, d.WorkflowID, "", models.QueryStatus); err == nil {
+			var live models.DeploymentState
+			if v.Get(&live) == nil {
+				out.Live = &live
+			}
+		}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (h *Handler) listDeployments(c *gin.Context) {
+	listHandler(h, func(c *gin.Context, o store.ListOptions) (store.Page[models.Deployment], error) {
+		if ref := o.Filters["application_id"]; ref != "" {
+			id, err := h.resolveApplication(c, "application_id", ref)
+			if err != nil {
+				return store.Page[models.Deployment]{}, err
+			}
+			o.Filters["application_id"] = id
+		}
+		return h.store.ListDeployments(c, o)
+	}, "application_id", "environment_id", "release_id", "status", "requested_by")(c)
+}
+
+// EventsPage is one page of a deployment's timeline.
+type EventsPage struct {
+	Items      []models.DeploymentEvent `json:"items"`
+	NextCursor string                   `json:"next_cursor,omitempty"`
+}
+
+func (h *Handler) listDeploymentEvents(c *gin.Context) {
+	opt, err := listOptions(c)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	if _, err := h.store.GetDeployment(c, c.Param("id")); err != nil {
+		h.fail(c, err)
+		return
+	}
+	limit := opt.Limit
+	if limit == 0 {
+		limit = store.MaxPageSize
+	}
+	var after int64
+	if opt.After != "" {
+		if after, err = strconv.ParseInt(opt.After, 10, 64); err != nil {
+			h.fail(c, badRequest("cursor "+strconv.Quote(opt.After)+" is not a cursor this list returned"))
+			return
+		}
+	}
+	events, err := h.store.ListDeploymentEvents(c, c.Param("id"), after, limit+1)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	page := EventsPage{Items: events}
+	if len(events) > limit {
+		page.Items = events[:limit]
+		page.NextCursor = strconv.FormatInt(events[limit-1].ID, 10)
+	}
+	if page.Items == nil {
+		page.Items = []models.DeploymentEvent{}
+	}
+	c.JSON(http.StatusOK, page)
+}
+
+// ApprovalRequest is the body of POST /deployments/{id}/approvals.
+type ApprovalRequest struct {
+	Decision string `json:"decision"`
+	Comment  string `json:"comment"`
+}
+
+func (h *Handler) approve(c *gin.Context) {
+	var req ApprovalRequest
+	if err := bind(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if req.Decision != models.DecisionApprove && req.Decision != models.DecisionReject {
+		h.fail(c, models.Invalid("decision", "%q must be approve or reject", req.Decision))
+		return
+	}
+	if len(req.Comment) > 4096 {
+		h.fail(c, models.Invalid("comment", "must be at most 4096 characters"))
+		return
+	}
+	p, _ := principal(c)
+	var res models.VoteResult
+	if err := h.update(c, c.Param("id"), req.Decision, models.VoteInput{Approver: p.Subject, Groups: p.Groups, Comment: req.Comment}, &res); err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+// ControlRequest is the body of pause, resume, abort and rollback (optional).
+type ControlRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (h *Handler) control(name string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var req ControlRequest
+		if c.Request.ContentLength != 0 {
+			if err := bind(c, &req); err != nil {
+				h.fail(c, err)
+				return
+			}
+		}
+		p, _ := principal(c)
+		var res models.ControlResult
+		if err := h.update(c, c.Param("id"), name, models.ControlInput{By: p.Subject, Reason: req.Reason}, &res); err != nil {
+			h.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"accepted": name, "status": res.Status})
+	}
+}
+
+// update sends an Update to a deployment's workflow and waits for its
+// result; the validator's refusal becomes 403, 409 or 422 with its reason.
+func (h *Handler) update(c *gin.Context, id, name string, arg, result any) error {
+	d, err := h.store.GetDeployment(c, id)
+	if err != nil {
+		return err
+	}
+	if d.Status.Terminal() {
+		return fmt.Errorf("deployment %s has ended (%s): %w", id, d.Status, models.ErrConflict)
+	}
+	ctx, cancel := context.WithTimeout(c, 30*time.Second)
+	defer cancel()
+	handle, err := h.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: d.WorkflowID, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = handle.Get(ctx, result)
+	}
+	return h.updateErr(d, err)
+}
+
+func (h *Handler) updateErr(d *models.Deployment, err error) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		appErr   *temporal.ApplicationError
+		notFound *serviceerror.NotFound
+	)
+	switch {
+	case errors.As(err, &appErr):
+		status := map[string]int{models.ErrTypeForbidden: http.StatusForbidden, models.ErrTypeConflict: http.StatusConflict,
+			models.ErrTypeInvalid: http.StatusUnprocessableEntity}[appErr.Type()]
+		code := map[int]string{http.StatusForbidden: CodeForbidden, http.StatusConflict: CodeConflict,
+			http.StatusUnprocessableEntity: CodeValidationFailed}[status]
+		if status == 0 {
+			return fmt.Errorf("update of %s: %w", d.ID, err)
+		}
+		return &apiError{status: status, code: code, message: appErr.Message()}
+	case errors.As(err, &notFound):
+		return fmt.Errorf("deployment %s is not running any more: %w", d.ID, models.ErrConflict)
+	}
+	return &apiError{status: http.StatusServiceUnavailable, code: CodeUnavailable,
+		message: fmt.Sprintf("the deployment's workflow did not answer: %v; try again", err)}
+}
+
+// IncidentRequest is the body of POST /deployments/{id}/incidents.
+type IncidentRequest struct {
+	Severity string `json:"severity"`
+	Title    string `json:"title"`
+}
+
+func (h *Handler) createIncident(c *gin.Context) {
+	var req IncidentRequest
+	if err := bind(c, &req); err != nil {
+		h.fail(c, err)
+		return
+	}
+	if _, err := h.store.GetDeployment(c, c.Param("id")); err != nil {
+		h.fail(c, err)
+		return
+	}
+	inc := &models.Incident{DeploymentID: c.Param("id"), Severity: req.Severity, Title: req.Title, Source: "api"}
+	reply(h, c, http.StatusCreated, inc, h.store.CreateIncident(c, actor(c), inc))
+}
+
+func (h *Handler) listIncidents(c *gin.Context) {
+	if _, err := h.store.GetDeployment(c, c.Param("id")); err != nil {
+		h.fail(c, err)
+		return
+	}
+	items, err := h.store.ListIncidents(c, c.Param("id"))
+	reply(h, c, http.StatusOK, gin.H{"items": items}, err)
+}

@@ -1,0 +1,261 @@
+// Package api is Transit's REST API: a gin router, its handlers, the auth
+// middleware and the request and response types.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/transit-hq/transit/models"
+	"github.com/transit-hq/transit/store"
+)
+
+// Temporal is what the API needs of a Temporal client.
+type Temporal interface {
+	CheckHealth(ctx context.Context, req *client.CheckHealthRequest) (*client.CheckHealthResponse, error)
+	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
+	UpdateWorkflow(ctx context.Context, options client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error)
+	QueryWorkflow(ctx context.Context, workflowID, runID, queryType string, args ...any) (converter.EncodedValue, error)
+}
+
+// Handler holds what every handler needs. No globals.
+type Handler struct {
+	store     *store.Store
+	temporal  Temporal
+	log       *slog.Logger
+	taskQueue string
+	namespace string
+	uiURL     string
+}
+
+// Options configures the API.
+type Options struct {
+	Store    *store.Store
+	Temporal Temporal
+	Logger   *slog.Logger
+	// TaskQueue is where deployments are started.
+	TaskQueue string
+	// Namespace and TemporalUIURL build links into the Temporal UI.
+	Namespace     string
+	TemporalUIURL string
+}
+
+// NewRouter builds the HTTP handler of the whole API.
+func NewRouter(opt Options) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	h := &Handler{store: opt.Store, temporal: opt.Temporal, log: opt.Logger,
+		taskQueue: opt.TaskQueue, namespace: opt.Namespace, uiURL: opt.TemporalUIURL}
+	if h.taskQueue == "" {
+		h.taskQueue = models.DefaultTaskQueue
+	}
+	if h.namespace == "" {
+		h.namespace = "default"
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	r.Use(h.requestID, h.accessLog, h.recoverPanic)
+	r.NoRoute(h.notFoundRoute)
+	r.NoMethod(h.methodNotAllowed)
+
+	r.GET("/healthz", h.healthz)
+	r.GET("/readyz", h.readyz)
+
+	v1 := r.Group("/api/v1", h.authenticate)
+	v1.GET("", h.index)
+	v1.GET("/whoami", h.whoami)
+
+	v1.POST("/applications", h.createApplication)
+	v1.GET("/applications", h.listApplications)
+	v1.GET("/applications/:id", h.getApplication)
+	v1.PATCH("/applications/:id", h.updateApplication)
+	v1.DELETE("/applications/:id", h.deleteApplication)
+
+	v1.POST("/environments", h.createEnvironment)
+	v1.GET("/environments", h.listEnvironments)
+	v1.GET("/environments/:id", h.getEnvironment)
+	v1.PATCH("/environments/:id", h.updateEnvironment)
+	v1.DELETE("/environments/:id", h.deleteEnvironment)
+
+	v1.POST("/targets", h.createTarget)
+	v1.GET("/targets", h.listTargets)
+	v1.GET("/targets/:id", h.getTarget)
+	v1.PATCH("/targets/:id", h.updateTarget)
+	v1.DELETE("/targets/:id", h.deleteTarget)
+
+	v1.POST("/releases", h.createRelease)
+	v1.GET("/releases", h.listReleases)
+	v1.GET("/releases/:id", h.getRelease)
+	v1.DELETE("/releases/:id", h.deleteRelease)
+
+	v1.POST("/deployments", h.createDeployment)
+	v1.GET("/deployments", h.listDeployments)
+	v1.GET("/deployments/:id", h.getDeployment)
+	v1.GET("/deployments/:id/events", h.listDeploymentEvents)
+	v1.POST("/deployments/:id/approvals", h.approve)
+	v1.POST("/deployments/:id/pause", h.control(models.UpdatePause))
+	v1.POST("/deployments/:id/resume", h.control(models.UpdateResume))
+	v1.POST("/deployments/:id/abort", h.control(models.UpdateAbort))
+	v1.POST("/deployments/:id/rollback", h.control(models.UpdateRollback))
+	v1.POST("/deployments/:id/incidents", h.createIncident)
+	v1.GET("/deployments/:id/incidents", h.listIncidents)
+
+	v1.GET("/audit", h.listAudit)
+	v1.GET("/audit/verify", h.verifyAudit)
+
+	admin := v1.Group("", h.requireAdmin)
+	admin.POST("/tokens", h.createToken)
+	admin.GET("/tokens", h.listTokens)
+	admin.DELETE("/tokens/:id", h.revokeToken)
+	return r
+}
+
+const (
+	ctxRequestID = "transit.request_id"
+	ctxPrincipal = "transit.principal"
+)
+
+// requestID takes X-Request-ID from the caller (when sane) or makes one,
+// and echoes it.
+func (h *Handler) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if len(id) == 0 || len(id) > 64 || strings.ContainsAny(id, " \t\r\n") {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-ID", id)
+	c.Next()
+}
+
+func requestID(c *gin.Context) string { return c.GetString(ctxRequestID) }
+
+func (h *Handler) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	level := slog.LevelInfo
+	if c.Writer.Status() >= 500 {
+		level = slog.LevelError
+	}
+	attrs := []any{"method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),
+		"elapsed_ms", time.Since(start).Milliseconds(), "request_id", requestID(c)}
+	if p, ok := principal(c); ok {
+		attrs = append(attrs, "subject", p.Subject)
+	}
+	h.log.Log(c.Request.Context(), level, "http request", attrs...)
+}
+
+// recoverPanic turns a panic into a 500 in the usual shape, so that no
+// input can bring the process down.
+func (h *Handler) recoverPanic(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.log.ErrorContext(c.Request.Context(), "panic in handler", "panic", r, "request_id", requestID(c))
+			h.fail(c, &apiError{status: http.StatusInternalServerError, code: CodeInternal,
+				message: "internal error; the server log has the details under this request id"})
+		}
+	}()
+	c.Next()
+}
+
+// authenticate requires a valid bearer token and sets the principal.
+func (h *Handler) authenticate(c *gin.Context) {
+	auth := c.GetHeader("Authorization")
+	scheme, secret, ok := strings.Cut(auth, " ")
+	if auth == "" || !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
+		h.fail(c, &apiError{status: http.StatusUnauthorized, code: CodeUnauthenticated,
+			message: "missing bearer token: send Authorization: Bearer <token> (transit dev prints an admin token at start-up)"})
+		c.Header("WWW-Authenticate", `Bearer realm="transit"`)
+		return
+	}
+	tok, err := h.store.Authenticate(c.Request.Context(), strings.TrimSpace(secret))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	c.Set(ctxPrincipal, tok.Principal())
+	c.Next()
+}
+
+func (h *Handler) requireAdmin(c *gin.Context) {
+	if p, _ := principal(c); !p.IsAdmin() {
+		h.fail(c, &apiError{status: http.StatusForbidden, code: CodeForbidden,
+			message: "this needs a token of the admin group; ask an admin to issue one"})
+		return
+	}
+	c.Next()
+}
+
+func principal(c *gin.Context) (models.Principal, bool) {
+	v, ok := c.Get(ctxPrincipal)
+	if !ok {
+		return models.Principal{}, false
+	}
+	p, ok := v.(models.Principal)
+	return p, ok
+}
+
+// actor is who the audit log records for this request.
+func actor(c *gin.Context) store.Actor {
+	p, _ := principal(c)
+	return store.Actor{Subject: p.Subject, RequestID: requestID(c)}
+}
+
+func (h *Handler) index(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{
+		"name": "transit", "api": "v1",
+		"resources": []string{"/api/v1/applications", "/api/v1/environments", "/api/v1/targets",
+			"/api/v1/releases", "/api/v1/deployments", "/api/v1/audit", "/api/v1/audit/verify", "/api/v1/tokens", "/api/v1/whoami"},
+	})
+}
+
+func (h *Handler) whoami(c *gin.Context) {
+	p, _ := principal(c)
+	c.JSON(http.StatusOK, p)
+}
+
+func (h *Handler) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+// readyz answers 200 when the database and Temporal both answer, else 503
+// naming which did not.
+func (h *Handler) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
+	defer cancel()
+	checks := gin.H{}
+	ready := true
+	if err := h.store.Ping(ctx); err != nil {
+		checks["database"], ready = "unreachable: "+err.Error(), false
+	} else {
+		checks["database"] = "ok"
+	}
+	switch {
+	case h.temporal == nil:
+		checks["temporal"], ready = "not configured", false
+	default:
+		if _, err := h.temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+			checks["temporal"], ready = "unreachable: "+err.Error(), false
+		} else {
+			checks["temporal"] = "ok"
+		}
+	}
+	status := http.StatusOK
+	if !ready {
+		status = http.StatusServiceUnavailable
+	}
+	c.JSON(status, gin.H{"ready": ready, "checks": checks})
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/transit-hq/transit/api"
+	"github.com/transit-hq/transit/models"
+	"github.com/transit-hq/transit/store"
+	transitworker "github.com/transit-hq/transit/worker"
+)
+
+// runDev runs the whole of Transit on one machine: the Temporal dev server
+// (with its Web UI) as a child process, the worker and the API in this
+// process, on an embedded SQLite database unless TRANSIT_DATABASE_URL says
+// otherwise. Everything it keeps lives under --dir.
+func runDev(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	dir := fs.String("dir", ".transit", "folder for the SQLite database, Temporal's state, logs and the admin token")
+	demo := fs.Bool("demo", false, "seed an example catalog (application, dev/staging/prod, simulated targets, a release)")
+	temporalBin := fs.String("temporal-bin", "", "path to the temporal CLI (default: $TRANSIT_TEMPORAL_BIN, ./bin/temporal, then $PATH)")
+	temporalPort := fs.Int("temporal-port", 7233, "Temporal frontend gRPC port")
+	uiPort := fs.Int("ui-port", 8233, "Temporal Web UI port")
+	httpAddr := fs.String("http-addr", "", "API listen address (default $TRANSIT_HTTP_ADDR or :8080)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, logger, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", *dir, err)
+	}
+	if cfg.DatabaseURL == "" {
+		cfg.DatabaseURL = "sqlite://" + filepath.Join(*dir, "transit.db")
+	}
+	if *httpAddr != "" {
+		cfg.HTTPAddr = *httpAddr
+	}
+	cfg.TemporalAddress = "127.0.0.1:" + strconv.Itoa(*temporalPort)
+	cfg.TemporalUIURL = "http://localhost:" + strconv.Itoa(*uiPort)
+	bin, err := findTemporal(*temporalBin)
+	if err != nil {
+		return err
+	}
+
+	// Listen first: a busy port should fail before anything starts.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (--http-addr): %w", cfg.HTTPAddr, err)
+	}
+	defer ln.Close()
+
+	temporal, err := startTemporal(bin, *dir, *temporalPort, *uiPort, logger)
+	if err != nil {
+		return err
+	}
+	defer temporal.stop(logger)
+
+	tc, err := dialTemporal(ctx, cfg, logger, 2*time.Minute)
+	if err != nil {
+		return fmt.Errorf("%w (Temporal's log: %s)", err, temporal.logPath)
+	}
+	defer tc.Close()
+
+	st, err := store.Open(ctx, cfg.DatabaseURL, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	token, err := bootstrapToken(ctx, st, filepath.Join(*dir, "admin.token"))
+	if err != nil {
+		return err
+	}
+	if *demo {
+		if err := store.SeedDemo(ctx, st); err != nil {
+			return fmt.Errorf("seed demo catalog: %w", err)
+		}
+	}
+
+	w := transitworker.New(tc, transitworker.Options{TaskQueue: cfg.TaskQueue, Store: st, Logger: logger})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer w.Stop()
+
+	apiURL := "http://" + displayAddr(ln.Addr().String())
+	fmt.Fprintf(os.Stderr, `
+  Transit is running.
+
+    API          %s/api/v1            (health: %s/healthz)
+    Temporal UI  %s
+    Temporal     %s   namespace %s, task queue %s
+    Database     %s
+    Admin token  %s
+                 (saved in %s; export TRANSIT_TOKEN=$(cat %s))
+
+  Try:
+    curl -H "Authorization: Bearer %s" %s/api/v1/applications
+
+  Ctrl-C stops everything.
+
+`, apiURL, apiURL, cfg.TemporalUIURL, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.TaskQueue,
+		redactURL(cfg.DatabaseURL), token, filepath.Join(*dir, "admin.token"), filepath.Join(*dir, "admin.token"), token, apiURL)
+
+	err = serveListener(ctx, ln, logger, api.NewRouter(apiOptions(cfg, st, tc, logger)))
+	logger.Info("shutting down")
+	return err
+}
+
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func redactURL(u string) string {
+	if at := strings.LastIndex(u, "@"); at > 0 {
+		if scheme := strings.Index(u, "://"); scheme > 0 && scheme < at {
+			return u[:scheme+3] + "…" + u[at:]
+		}
+	}
+	return u
+}
+
+// findTemporal looks for the temporal CLI: the flag, $TRANSIT_TEMPORAL_BIN,
+// ./bin/temporal, then $PATH.
+func findTemporal(flagValue string) (string, error) {
+	for _, p := range []string{flagValue, os.Getenv("TRANSIT_TEMPORAL_BIN"), filepath.Join("bin", "temporal")} {
+		if p == "" {
+			continue
+		}
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return filepath.Abs(p)
+		}
+		if p == flagValue {
+			return "", fmt.Errorf("--temporal-bin %s: no such file", p)
+		}
+	}
+	if p, err := exec.LookPath("temporal"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("the temporal CLI was not found: run 'make bin/temporal' (builds it from source), or pass --temporal-bin")
+}
+
+type temporalProcess struct {
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+}
+
+// startTemporal starts the dev server in its own process group; Pdeathsig
+// kills it if this process dies without stopping it.
+func startTemporal(bin, dir string, port, uiPort int, logger *slog.Logger) (*temporalProcess, error) {
+	logPath := filepath.Join(dir, "temporal.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", logPath, err)
+	}
+	args := []string{"server", "start-dev",
+		"--db-filename", filepath.Join(dir, "temporal.db"),
+		"--ip", "127.0.0.1",
+		"--port", strconv.Itoa(port),
+		"--ui-port", strconv.Itoa(uiPort),
+		"--namespace", "default",
+		"--log-level", "warn",
+	}
+	for _, sa := range models.SearchAttributes {
+		args = append(args, "--search-attribute", sa+"=Keyword")
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	p := &temporalProcess{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	logger.Info("Temporal dev server starting", "pid", cmd.Process.Pid, "port", port, "ui_port", uiPort, "log", logPath)
+	return p, nil
+}
+
+// stop sends SIGTERM to the dev server's process group and SIGKILL after 10 s.
+func (p *temporalProcess) stop(logger *slog.Logger) {
+	pgid := -p.cmd.Process.Pid
+	_ = syscall.Kill(pgid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		logger.Warn("Temporal dev server did not stop in 10s; killing it")
+		_ = syscall.Kill(pgid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// bootstrapToken returns the admin token saved in path if it still works,
+// else issues a new one and saves it (mode 0600).
+func bootstrapToken(ctx context.Context, st *store.Store, path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		secret := strings.TrimSpace(string(b))
+		if _, err := st.Authenticate(ctx, secret); err == nil {
+			return secret, nil
+		}
+	}
+	secret := store.NewTokenSecret()
+	t := &models.APIToken{Subject: "admin", Groups: models.NewJSON([]string{models.GroupAdmin}), Description: "bootstrap token of transit dev"}
+	if err := st.CreateToken(ctx, store.Actor{Subject: "transit-dev"}, t, secret); err != nil {
+		return "", fmt.Errorf("issue bootstrap admin token: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save admin token: %w", err)
+	}
+	return secret, nil
+}

@@ -1,0 +1,74 @@
+// Command transit is Transit's one binary: `transit dev` runs everything on
+// one machine, `transit server` the REST API, `transit worker` the Temporal
+// worker, and the client verbs talk to a running server. Flags, config and
+// wiring only: the logic lives in the packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `transit — release and deployment management on Temporal
+
+Usage:
+  transit dev [--demo] [--dir .transit] [--temporal-bin bin/temporal]
+                                everything on one machine: Temporal dev server + UI,
+                                worker and API on an embedded SQLite database
+  transit server                the REST API (configured by TRANSIT_* variables)
+  transit worker                the Temporal worker
+  transit migrate               apply database migrations and exit
+  transit tokens issue --subject NAME [--groups a,b] [--description TEXT]
+                                issue an API token straight into the database
+                                (bootstrap an admin for 'transit server')
+  transit version               print the version
+
+Run 'transit COMMAND --help' for a command's flags.
+`
+
+// version is set by the build (-ldflags "-X main.version=…").
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "transit:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errUsage
+	}
+	switch args[0] {
+	case "dev":
+		return runDev(ctx, args[1:])
+	case "server":
+		return runServer(ctx, args[1:])
+	case "worker":
+		return runWorker(ctx, args[1:])
+	case "migrate":
+		return runMigrate(ctx, args[1:])
+	case "tokens":
+		return runTokens(ctx, args[1:])
+	case "version", "--version":
+		fmt.Println("transit", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "transit: unknown command %q\n\n%s", args[0], usage)
+	return errUsage
+}

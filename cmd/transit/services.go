@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+
+	"github.com/transit-hq/transit/api"
+	"github.com/transit-hq/transit/config"
+	"github.com/transit-hq/transit/models"
+	"github.com/transit-hq/transit/store"
+	transitworker "github.com/transit-hq/transit/worker"
+)
+
+func loadConfig() (config.Config, *slog.Logger, error) {
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return cfg, nil, err
+	}
+	logger := cfg.Logger(os.Stderr)
+	slog.SetDefault(logger)
+	return cfg, logger, nil
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+func runServer(ctx context.Context, args []string) error {
+	if err := parseFlags(flag.NewFlagSet("server", flag.ContinueOnError), args); err != nil {
+		return err
+	}
+	cfg, logger, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	if err := cfg.RequireDatabase(); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	// Lazy: the API starts while Temporal is down, and /readyz says so.
+	tc, err := newTemporalClient(cfg, logger, true)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	return serveHTTP(ctx, cfg, logger, api.NewRouter(apiOptions(cfg, st, tc, logger)))
+}
+
+func runWorker(ctx context.Context, args []string) error {
+	if err := parseFlags(flag.NewFlagSet("worker", flag.ContinueOnError), args); err != nil {
+		return err
+	}
+	cfg, logger, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	if err := cfg.RequireDatabase(); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tc, err := dialTemporal(ctx, cfg, logger, time.Minute)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	w := transitworker.New(tc, transitworker.Options{TaskQueue: cfg.TaskQueue, Store: st, Logger: logger})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace)
+	<-ctx.Done()
+	logger.Info("worker stopping")
+	w.Stop()
+	return nil
+}
+
+func runMigrate(ctx context.Context, args []string) error {
+	if err := parseFlags(flag.NewFlagSet("migrate", flag.ContinueOnError), args); err != nil {
+		return err
+	}
+	cfg, logger, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	if err := cfg.RequireDatabase(); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	v, err := st.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("schema at version %d (%s)\n", v, st.Dialect())
+	return nil
+}
+
+func runTokens(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "issue" {
+		return fmt.Errorf("usage: transit tokens issue --subject NAME [--groups admin,release-managers] [--description TEXT]")
+	}
+	fs := flag.NewFlagSet("tokens issue", flag.ContinueOnError)
+	subject := fs.String("subject", "", "who the token acts as (required)")
+	groups := fs.String("groups", "", "comma-separated groups, e.g. admin,approvers")
+	desc := fs.String("description", "", "what the token is for")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	cfg, logger, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	if err := cfg.RequireDatabase(); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	t := &models.APIToken{Subject: *subject, Groups: models.NewJSON(splitList(*groups)), Description: *desc}
+	secret := store.NewTokenSecret()
+	if err := st.CreateToken(ctx, store.Actor{Subject: "cli:" + currentUser()}, t, secret); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "issued token %s for %s (groups: %s); it is shown once:\n", t.ID, t.Subject, strings.Join(t.Groups.V, ","))
+	fmt.Println(secret)
+	return nil
+}
+
+func splitList(s string) []string {
+	out := []string{}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func currentUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "unknown"
+}
+
+func apiOptions(cfg config.Config, st *store.Store, tc client.Client, logger *slog.Logger) api.Options {
+	return api.Options{Store: st, Temporal: tc, Logger: logger, TaskQueue: cfg.TaskQueue,
+		Namespace: cfg.TemporalNamespace, TemporalUIURL: cfg.TemporalUIURL}
+}
+
+// serveHTTP serves h on cfg.HTTPAddr until ctx ends, then drains for up to 10 s.
+func serveHTTP(ctx context.Context, cfg config.Config, logger *slog.Logger, h http.Handler) error {
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (%s): %w", cfg.HTTPAddr, config.EnvHTTPAddr, err)
+	}
+	return serveListener(ctx, ln, logger, h)
+}
+
+func serveListener(ctx context.Context, ln net.Listener, logger *slog.Logger, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("API listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("HTTP server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("HTTP shutdown: %w", err)
+	}
+	return nil
+}
+
+func temporalOptions(cfg config.Config, logger *slog.Logger) (client.Options, error) {
+	tlsCfg, err := cfg.TemporalTLS.ClientTLS()
+	if err != nil {
+		return client.Options{}, err
+	}
+	opts := client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    log.NewStructuredLogger(logger.With("component", "temporal")),
+	}
+	if tlsCfg != nil {
+		opts.ConnectionOptions.TLS = tlsCfg
+	}
+	return opts, nil
+}
+
+func newTemporalClient(cfg config.Config, logger *slog.Logger, lazy bool) (client.Client, error) {
+	opts, err := temporalOptions(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if lazy {
+		return client.NewLazyClient(opts)
+	}
+	return client.Dial(opts)
+}
+
+// dialTemporal connects, retrying until Temporal answers or wait runs out.
+func dialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger, wait time.Duration) (client.Client, error) {
+	deadline := time.Now().Add(wait)
+	for attempt := 1; ; attempt++ {
+		c, err := newTemporalClient(cfg, logger, false)
+		if err == nil {
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("connect to Temporal at %s (namespace %s, set by %s): %w",
+				cfg.TemporalAddress, cfg.TemporalNamespace, config.EnvTemporalAddress, err)
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			logger.Info("waiting for Temporal", "address", cfg.TemporalAddress, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

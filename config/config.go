@@ -1,0 +1,156 @@
+// Package config reads Transit's configuration from environment variables.
+// The README's configuration table lists every variable; keep them in step.
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/transit-hq/transit/models"
+)
+
+// Environment variable names.
+const (
+	EnvDatabaseURL       = "TRANSIT_DATABASE_URL"
+	EnvTemporalAddress   = "TRANSIT_TEMPORAL_ADDRESS"
+	EnvTemporalNamespace = "TRANSIT_TEMPORAL_NAMESPACE"
+	EnvTemporalTLS       = "TRANSIT_TEMPORAL_TLS"
+	EnvTemporalTLSCert   = "TRANSIT_TEMPORAL_TLS_CERT"
+	EnvTemporalTLSKey    = "TRANSIT_TEMPORAL_TLS_KEY"
+	EnvTemporalTLSCA     = "TRANSIT_TEMPORAL_TLS_CA"
+	EnvTemporalTLSServer = "TRANSIT_TEMPORAL_TLS_SERVER_NAME"
+	EnvTemporalUIURL     = "TRANSIT_TEMPORAL_UI_URL"
+	EnvTaskQueue         = "TRANSIT_TASK_QUEUE"
+	EnvHTTPAddr          = "TRANSIT_HTTP_ADDR"
+	EnvLogLevel          = "TRANSIT_LOG_LEVEL"
+	EnvLogFormat         = "TRANSIT_LOG_FORMAT"
+)
+
+// Defaults.
+const (
+	DefaultTemporalAddress   = "localhost:7233"
+	DefaultTemporalNamespace = "default"
+	DefaultTemporalUIURL     = "http://localhost:8233"
+	DefaultTaskQueue         = models.DefaultTaskQueue
+	DefaultHTTPAddr          = ":8080"
+)
+
+// Config is the whole of Transit's configuration.
+type Config struct {
+	DatabaseURL       string
+	TemporalAddress   string
+	TemporalNamespace string
+	TemporalTLS       TLS
+	TemporalUIURL     string
+	TaskQueue         string
+	HTTPAddr          string
+	LogLevel          slog.Level
+	LogFormat         string
+}
+
+// TLS configures the connection to Temporal. Enabled with no files uses the
+// system roots (as Temporal Cloud needs); Cert and Key give mutual TLS.
+type TLS struct {
+	Enabled    bool
+	CertFile   string
+	KeyFile    string
+	CAFile     string
+	ServerName string
+}
+
+// Load reads the configuration from getenv (os.Getenv in production),
+// naming every bad value.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(key, def string) string {
+		if v := strings.TrimSpace(getenv(key)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{
+		DatabaseURL:       get(EnvDatabaseURL, ""),
+		TemporalAddress:   get(EnvTemporalAddress, DefaultTemporalAddress),
+		TemporalNamespace: get(EnvTemporalNamespace, DefaultTemporalNamespace),
+		TemporalUIURL:     strings.TrimRight(get(EnvTemporalUIURL, DefaultTemporalUIURL), "/"),
+		TaskQueue:         get(EnvTaskQueue, DefaultTaskQueue),
+		HTTPAddr:          get(EnvHTTPAddr, DefaultHTTPAddr),
+		LogFormat:         get(EnvLogFormat, "text"),
+		TemporalTLS: TLS{
+			CertFile:   get(EnvTemporalTLSCert, ""),
+			KeyFile:    get(EnvTemporalTLSKey, ""),
+			CAFile:     get(EnvTemporalTLSCA, ""),
+			ServerName: get(EnvTemporalTLSServer, ""),
+		},
+	}
+	var problems []string
+	if s := get(EnvTemporalTLS, "false"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s=%q must be true or false", EnvTemporalTLS, s))
+		}
+		c.TemporalTLS.Enabled = b || c.TemporalTLS.CertFile != "" || c.TemporalTLS.CAFile != ""
+	}
+	if (c.TemporalTLS.CertFile == "") != (c.TemporalTLS.KeyFile == "") {
+		problems = append(problems, fmt.Sprintf("%s and %s go together: set both for mutual TLS, or neither", EnvTemporalTLSCert, EnvTemporalTLSKey))
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(get(EnvLogLevel, "info"))); err != nil {
+		problems = append(problems, fmt.Sprintf("%s=%q must be debug, info, warn or error", EnvLogLevel, getenv(EnvLogLevel)))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		problems = append(problems, fmt.Sprintf("%s=%q must be text or json", EnvLogFormat, c.LogFormat))
+	}
+	if len(problems) > 0 {
+		return c, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
+	}
+	return c, nil
+}
+
+// RequireDatabase fails when no database URL is set, as production commands need one.
+func (c Config) RequireDatabase() error {
+	if c.DatabaseURL == "" {
+		return fmt.Errorf("configuration: %s is required, e.g. postgres://transit:secret@db:5432/transit?sslmode=disable", EnvDatabaseURL)
+	}
+	return nil
+}
+
+// Logger builds the process's slog logger.
+func (c Config) Logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// ClientTLS returns the tls.Config for Temporal, or nil when TLS is off.
+func (t TLS) ClientTLS() (*tls.Config, error) {
+	if !t.Enabled {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load Temporal client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read Temporal CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificate found", t.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}

@@ -1,0 +1,5 @@
+package integration
+
+import "github.com/stretchr/testify/assert"
+
+type assertCollect = assert.CollectT

@@ -1,0 +1,266 @@
+// Package integration tests Transit as a user meets it: the real API over
+// HTTP, a real Temporal dev server (the pinned binary), a real Postgres,
+// real workers and drivers.
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/transit-hq/transit/activities"
+	"github.com/transit-hq/transit/api"
+	"github.com/transit-hq/transit/internal/testenv"
+	"github.com/transit-hq/transit/models"
+	"github.com/transit-hq/transit/store"
+	transitworker "github.com/transit-hq/transit/worker"
+)
+
+var temporalServer *testenv.Temporal
+
+func TestMain(m *testing.M) {
+	if _, ok := testenv.TemporalBinary(); ok {
+		srv, err := testenv.StartTemporal(testenv.TemporalOptions{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		temporalServer = srv
+	}
+	code := m.Run()
+	if temporalServer != nil {
+		_ = temporalServer.Stop()
+	}
+	os.Exit(code)
+}
+
+// stack is one Transit installation: its own Postgres database, task
+// queue, worker and API server, on the shared Temporal dev server.
+type stack struct {
+	t         *testing.T
+	store     *store.Store
+	temporal  client.Client
+	worker    sdkworker.Worker
+	taskQueue string
+	dbURL     string
+	server    *httptest.Server
+	admin     string
+}
+
+type stackOptions struct {
+	// noWorker leaves the worker to the test (e.g. a separate process).
+	noWorker bool
+	clock    activities.Clock
+}
+
+var queueSeq atomic.Int64
+
+func newStack(t *testing.T, opt stackOptions) *stack {
+	t.Helper()
+	testenv.RequireTemporal(t)
+	dbURL := testenv.PostgresURL(t)
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	st, err := store.Open(ctx, dbURL, logger)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	s := &stack{t: t, store: st, temporal: temporalServer.Client(t), dbURL: dbURL,
+		taskQueue: fmt.Sprintf("transit-test-%d-%d", os.Getpid(), queueSeq.Add(1))}
+	if !opt.noWorker {
+		s.worker = transitworker.New(s.temporal, transitworker.Options{TaskQueue: s.taskQueue, Store: st, Logger: logger, Clock: opt.clock})
+		require.NoError(t, s.worker.Start())
+		t.Cleanup(s.worker.Stop)
+	}
+	s.server = httptest.NewServer(api.NewRouter(api.Options{Store: st, Temporal: s.temporal, Logger: logger,
+		TaskQueue: s.taskQueue, Namespace: "default", TemporalUIURL: "http://localhost:8233"}))
+	t.Cleanup(s.server.Close)
+	s.admin = s.issueToken("admin", models.GroupAdmin)
+	return s
+}
+
+// issueToken writes a token straight into the store (as `transit tokens issue` does).
+func (s *stack) issueToken(subject string, groups ...string) string {
+	s.t.Helper()
+	secret := store.NewTokenSecret()
+	require.NoError(s.t, s.store.CreateToken(context.Background(), store.Actor{Subject: "test"},
+		&models.APIToken{Subject: subject, Groups: models.NewJSON(append([]string{}, groups...))}, secret))
+	return secret
+}
+
+// response is an HTTP answer: its status and decoded JSON body.
+type response struct {
+	Status int
+	Body   map[string]any
+	Raw    string
+}
+
+func (r response) str(path ...string) string {
+	v := r.get(path...)
+	if v == nil {
+		return ""
+	}
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func (r response) get(path ...string) any {
+	var cur any = r.Body
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[p]
+	}
+	return cur
+}
+
+func (r response) items() []map[string]any {
+	raw, _ := r.Body["items"].([]any)
+	out := make([]map[string]any, 0, len(raw))
+	for _, it := range raw {
+		out = append(out, it.(map[string]any))
+	}
+	return out
+}
+
+// call sends a request with the token (none when token is "").
+func (s *stack) call(method, path, token string, body any, headers ...string) response {
+	s.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		require.NoError(s.t, err)
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, s.server.URL+path, rd)
+	require.NoError(s.t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(s.t, err)
+	out := response{Status: resp.StatusCode, Raw: string(raw)}
+	if len(raw) > 0 {
+		_ = json.Unmarshal(raw, &out.Body)
+	}
+	return out
+}
+
+// must sends as admin and requires the status.
+func (s *stack) must(status int, method, path string, body any) response {
+	s.t.Helper()
+	r := s.call(method, path, s.admin, body)
+	require.Equal(s.t, status, r.Status, "%s %s: %s", method, path, r.Raw)
+	return r
+}
+
+// catalog is an application with one environment of n simulated targets and releases.
+type catalog struct {
+	app, env string
+	targets  []string
+	releases map[string]string // version → id
+}
+
+func (s *stack) seed(envName string, n int, policy models.Policy, targetConfig string, versions ...string) catalog {
+	s.t.Helper()
+	c := catalog{releases: map[string]string{}}
+	c.app = s.must(201, "POST", "/api/v1/applications", map[string]any{"name": "shop-" + strings.ToLower(strings.ReplaceAll(s.t.Name(), "/", "-")), "owner_team": "web"}).str("id")
+	c.env = s.must(201, "POST", "/api/v1/environments", map[string]any{"application_id": c.app, "name": envName, "position": 1, "policy": policy}).str("id")
+	if targetConfig == "" {
+		targetConfig = `{"latency_min":"10ms","latency_max":"50ms"}`
+	}
+	for i := 1; i <= n; i++ {
+		id := s.must(201, "POST", "/api/v1/targets", map[string]any{"environment_id": c.env, "name": fmt.Sprintf("%s-%02d", envName, i),
+			"driver": "simulated", "config": json.RawMessage(targetConfig)}).str("id")
+		c.targets = append(c.targets, id)
+	}
+	for _, v := range versions {
+		c.releases[v] = s.must(201, "POST", "/api/v1/releases", map[string]any{"application_id": c.app, "version": v,
+			"artifacts": []map[string]string{{"name": "shop", "image": "shop:" + v}}}).str("id")
+	}
+	return c
+}
+
+// deploy submits a deployment and returns its id.
+func (s *stack) deploy(token string, body map[string]any) string {
+	s.t.Helper()
+	r := s.call("POST", "/api/v1/deployments", token, body)
+	require.Equal(s.t, 201, r.Status, r.Raw)
+	return r.str("deployment", "id")
+}
+
+// waitStatus waits until the deployment reaches one of the statuses.
+func (s *stack) waitStatus(id string, timeout time.Duration, statuses ...models.Status) response {
+	s.t.Helper()
+	var last response
+	require.EventuallyWithT(s.t, func(c *assertCollect) {
+		last = s.call("GET", "/api/v1/deployments/"+id, s.admin, nil)
+		got := models.Status(last.str("deployment", "status"))
+		for _, want := range statuses {
+			if got == want {
+				return
+			}
+		}
+		c.Errorf("deployment %s is %s, waiting for %v (outcome %q)", id, got, statuses, last.str("deployment", "outcome"))
+	}, timeout, 200*time.Millisecond)
+	return last
+}
+
+// events returns the deployment's timeline as lines.
+func (s *stack) events(id string) []string {
+	r := s.must(200, "GET", "/api/v1/deployments/"+id+"/events", nil)
+	var out []string
+	for _, e := range r.items() {
+		out = append(out, fmt.Sprintf("%v %v: %v", e["status"], e["type"], e["message"]))
+	}
+	return out
+}
+
+// historyLength counts the events in a workflow's history.
+func (s *stack) historyLength(workflowID string) int {
+	s.t.Helper()
+	it := s.temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
+	n := 0
+	for it.HasNext() {
+		_, err := it.Next()
+		require.NoError(s.t, err)
+		n++
+	}
+	return n
+}

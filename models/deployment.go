@@ -1,0 +1,353 @@
+package models
+
+import (
+	"fmt"
+	"time"
+)
+
+// Status is where a deployment is in its life. Its valid transitions are
+// in statusTransitions; Terminal statuses never change again.
+type Status string
+
+// Deployment statuses (design.md's state machine).
+const (
+	StatusPlanning            Status = "planning"
+	StatusAwaitingApproval    Status = "awaiting_approval"
+	StatusQueued              Status = "queued"
+	StatusScheduled           Status = "scheduled"
+	StatusDeploying           Status = "deploying"
+	StatusPaused              Status = "paused"
+	StatusValidating          Status = "validating"
+	StatusEarlyLifeSupport    Status = "early_life_support"
+	StatusRollingBack         Status = "rolling_back"
+	StatusCompleted           Status = "completed"
+	StatusCompletedWithIssues Status = "completed_with_issues"
+	StatusRolledBack          Status = "rolled_back"
+	StatusRejected            Status = "rejected"
+	StatusExpired             Status = "expired"
+	StatusCancelled           Status = "cancelled"
+	StatusFailed              Status = "failed"
+)
+
+var statusTransitions = map[Status][]Status{
+	StatusPlanning:         {StatusAwaitingApproval, StatusRejected, StatusCancelled, StatusFailed},
+	StatusAwaitingApproval: {StatusQueued, StatusScheduled, StatusRejected, StatusExpired, StatusCancelled, StatusFailed},
+	StatusQueued:           {StatusScheduled, StatusCancelled, StatusFailed},
+	StatusScheduled:        {StatusDeploying, StatusCancelled, StatusFailed},
+	StatusDeploying:        {StatusPaused, StatusValidating, StatusRollingBack, StatusEarlyLifeSupport, StatusCompleted, StatusFailed},
+	StatusPaused:           {StatusDeploying, StatusRollingBack, StatusFailed},
+	StatusValidating:       {StatusEarlyLifeSupport, StatusRollingBack, StatusFailed},
+	StatusEarlyLifeSupport: {StatusCompleted, StatusCompletedWithIssues, StatusRollingBack, StatusFailed},
+	StatusRollingBack:      {StatusRolledBack, StatusFailed},
+}
+
+// Terminal reports whether s is a final status.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusCompleted, StatusCompletedWithIssues, StatusRolledBack, StatusRejected, StatusExpired, StatusCancelled, StatusFailed:
+		return true
+	}
+	return false
+}
+
+// CanBecome reports whether a deployment in s may move to next.
+func (s Status) CanBecome(next Status) bool {
+	if s == next {
+		return true
+	}
+	for _, n := range statusTransitions[s] {
+		if n == next {
+			return true
+		}
+	}
+	return false
+}
+
+// TerminalStatuses lists every final status.
+var TerminalStatuses = []Status{StatusCompleted, StatusCompletedWithIssues, StatusRolledBack, StatusRejected, StatusExpired, StatusCancelled, StatusFailed}
+
+// Scenarios.
+const (
+	ScenarioInstall      = "install"
+	ScenarioUpgrade      = "upgrade"
+	ScenarioDecommission = "decommission"
+)
+
+// Target states within a deployment.
+const (
+	TargetPending     = "pending"
+	TargetDeploying   = "deploying"
+	TargetDeployed    = "deployed"
+	TargetFailed      = "failed"
+	TargetValidated   = "validated"
+	TargetRolledBack  = "rolled_back"
+	TargetRemoved     = "removed"
+	TargetRollbackErr = "rollback_failed"
+)
+
+// Deployment is one release going to one environment.
+type Deployment struct {
+	ID             string               `json:"id" gorm:"primaryKey"`
+	ApplicationID  string               `json:"application_id"`
+	EnvironmentID  string               `json:"environment_id"`
+	ReleaseID      string               `json:"release_id"`
+	ReleaseVersion string               `json:"release_version"`
+	Scenario       string               `json:"scenario"`
+	Strategy       JSONValue[*Strategy] `json:"strategy,omitempty"`
+	NotBefore      *time.Time           `json:"not_before,omitempty"`
+	RetainData     bool                 `json:"retain_data"`
+	Reason         string               `json:"reason"`
+	RequestedBy    string               `json:"requested_by"`
+	Status         Status               `json:"status"`
+	WaveIndex      int                  `json:"wave_index"`
+	WaveCount      int                  `json:"wave_count"`
+	Plan           JSONValue[*Plan]     `json:"plan,omitempty"`
+	Outcome        string               `json:"outcome"`
+	WorkflowID     string               `json:"workflow_id"`
+	PONRAt         *time.Time           `json:"point_of_no_return_at,omitempty" gorm:"column:ponr_at"`
+	ELSEndsAt      *time.Time           `json:"early_life_support_ends_at,omitempty" gorm:"column:els_ends_at"`
+	CreatedAt      time.Time            `json:"created_at"`
+	UpdatedAt      time.Time            `json:"updated_at"`
+	FinishedAt     *time.Time           `json:"finished_at,omitempty"`
+}
+
+// WorkflowIDFor derives a deployment's workflow id from its id.
+func WorkflowIDFor(deploymentID string) string { return "deployment-" + deploymentID }
+
+// Approval is one approver's vote.
+type Approval struct {
+	DeploymentID string    `json:"deployment_id" gorm:"primaryKey"`
+	Approver     string    `json:"approver" gorm:"primaryKey"`
+	Decision     string    `json:"decision"`
+	Comment      string    `json:"comment"`
+	Via          string    `json:"via"`
+	At           time.Time `json:"at"`
+}
+
+// Decisions.
+const (
+	DecisionApprove = "approve"
+	DecisionReject  = "reject"
+)
+
+// DeploymentTarget is one target's progress in one deployment.
+type DeploymentTarget struct {
+	DeploymentID string    `json:"-" gorm:"primaryKey"`
+	TargetID     string    `json:"target_id" gorm:"primaryKey"`
+	TargetName   string    `json:"target_name"`
+	Wave         int       `json:"wave"`
+	Status       string    `json:"status"`
+	FromVersion  string    `json:"from_version"`
+	ToVersion    string    `json:"to_version"`
+	Message      string    `json:"message"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// DeploymentEvent is one line of a deployment's timeline.
+type DeploymentEvent struct {
+	ID           int64          `json:"id" gorm:"primaryKey;autoIncrement"`
+	DeploymentID string         `json:"deployment_id"`
+	Key          string         `json:"-" gorm:"column:event_key"`
+	At           time.Time      `json:"at"`
+	Type         string         `json:"type"`
+	Status       Status         `json:"status"`
+	Message      string         `json:"message"`
+	Data         JSONValue[any] `json:"data,omitempty"`
+}
+
+// Incident is a problem linked to a deployment during early life support.
+type Incident struct {
+	ID           string     `json:"id" gorm:"primaryKey"`
+	DeploymentID string     `json:"deployment_id"`
+	Severity     string     `json:"severity"`
+	Title        string     `json:"title"`
+	Source       string     `json:"source"`
+	Status       string     `json:"status"`
+	ReportedBy   string     `json:"reported_by"`
+	CreatedAt    time.Time  `json:"created_at"`
+	ResolvedAt   *time.Time `json:"resolved_at,omitempty"`
+}
+
+// Incident statuses.
+const (
+	IncidentOpen     = "open"
+	IncidentResolved = "resolved"
+)
+
+// TargetState is what runs on a target and what to roll back to.
+type TargetState struct {
+	TargetID            string    `json:"target_id" gorm:"primaryKey"`
+	CurrentReleaseID    string    `json:"current_release_id"`
+	CurrentVersion      string    `json:"current_version"`
+	LastKnownGoodID     string    `json:"last_known_good_release_id" gorm:"column:last_known_good_id"`
+	LastKnownGoodVer    string    `json:"last_known_good_version" gorm:"column:last_known_good_ver"`
+	UpdatedByDeployment string    `json:"updated_by_deployment"`
+	UpdatedAt           time.Time `json:"updated_at"`
+}
+
+// Plan is what the planning step decided: the waves, the risk and the checks
+// it made. It is persisted and shown on GET.
+type Plan struct {
+	Application     string            `json:"application"`
+	Environment     string            `json:"environment"`
+	ReleaseVersion  string            `json:"release_version"`
+	Scenario        string            `json:"scenario"`
+	Strategy        Strategy          `json:"strategy"`
+	Policy          Policy            `json:"policy"`
+	Waves           [][]PlanTarget    `json:"waves"`
+	Risk            Risk              `json:"risk"`
+	EntryCriteria   []Criterion       `json:"entry_criteria"`
+	AheadInQueue    []string          `json:"ahead_in_queue"`
+	CurrentVersions map[string]string `json:"current_versions"`
+}
+
+// PlanTarget is one target of a wave.
+type PlanTarget struct {
+	ID              string `json:"id"`
+	Name            string `json:"name"`
+	Driver          string `json:"driver"`
+	CurrentVersion  string `json:"current_version"`
+	LastKnownGoodID string `json:"last_known_good_release_id"`
+}
+
+// Risk is a score from 0 (routine) to 100 with the reasons for it.
+type Risk struct {
+	Score   int      `json:"score"`
+	Level   string   `json:"level"`
+	Reasons []string `json:"reasons"`
+}
+
+// Criterion is one of the release's entry criteria, checked.
+type Criterion struct {
+	Name   string `json:"name"`
+	Value  string `json:"value"`
+	Passed bool   `json:"passed"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ---- The workflow's contract, shared by the API (client) and the worker.
+
+// WorkflowDeployment is the registered name of the deployment workflow.
+const WorkflowDeployment = "Deployment"
+
+// Update, signal and query names of the deployment workflow. The signals
+// have the same names as the updates, for operators using the Temporal CLI.
+const (
+	// UpdateApprove records an approval vote (also a Signal).
+	UpdateApprove = "approve"
+	// UpdateReject records a rejection (also a Signal).
+	UpdateReject = "reject"
+	// UpdatePause holds the rollout at the next step (also a Signal).
+	UpdatePause = "pause"
+	// UpdateResume lets a paused rollout go on (also a Signal).
+	UpdateResume = "resume"
+	// UpdateAbort stops the deployment; before the point of no return it rolls back (also a Signal).
+	UpdateAbort = "abort"
+	// UpdateRollback rolls back to the last known good release before the point of no return (also a Signal).
+	UpdateRollback = "rollback"
+	// SignalLaneFree wakes a deployment waiting for its turn.
+	SignalLaneFree = "lane_free"
+	// QueryStatus returns the live DeploymentState.
+	QueryStatus = "status"
+)
+
+// DeploymentInput starts (or continues) the deployment workflow.
+type DeploymentInput struct {
+	DeploymentID  string     `json:"deployment_id"`
+	ApplicationID string     `json:"application_id"`
+	EnvironmentID string     `json:"environment_id"`
+	ReleaseID     string     `json:"release_id"`
+	Scenario      string     `json:"scenario"`
+	Strategy      *Strategy  `json:"strategy,omitempty"`
+	NotBefore     *time.Time `json:"not_before,omitempty"`
+	RetainData    bool       `json:"retain_data"`
+	Reason        string     `json:"reason"`
+	RequestedBy   string     `json:"requested_by"`
+}
+
+// DeploymentResult is how the workflow ended.
+type DeploymentResult struct {
+	Status  Status `json:"status"`
+	Outcome string `json:"outcome"`
+}
+
+// VoteInput is the argument of the approve and reject Updates and Signals.
+// On the Update path the API fills Approver and Groups from the caller's
+// token; on the Signal path only Approver is given and the groups are looked up.
+type VoteInput struct {
+	Approver string   `json:"approver"`
+	Groups   []string `json:"groups,omitempty"`
+	Comment  string   `json:"comment"`
+}
+
+// VoteResult is what an accepted vote changed.
+type VoteResult struct {
+	Status    Status `json:"status"`
+	Approvals int    `json:"approvals"`
+	Required  int    `json:"required"`
+}
+
+// ControlInput is the argument of pause, resume, abort and rollback.
+type ControlInput struct {
+	By     string `json:"by"`
+	Reason string `json:"reason"`
+}
+
+// ControlResult is the deployment's status after a control was accepted.
+type ControlResult struct {
+	Status Status `json:"status"`
+}
+
+// DeploymentState is what the status query returns.
+type DeploymentState struct {
+	DeploymentID string     `json:"deployment_id"`
+	Status       Status     `json:"status"`
+	Paused       bool       `json:"paused"`
+	WaveIndex    int        `json:"wave_index"`
+	WaveCount    int        `json:"wave_count"`
+	Approvals    []Approval `json:"approvals"`
+	Required     int        `json:"approvals_required"`
+	PastPONR     bool       `json:"past_point_of_no_return"`
+	PONRAt       *time.Time `json:"point_of_no_return_at,omitempty"`
+	ELSEndsAt    *time.Time `json:"early_life_support_ends_at,omitempty"`
+	Outcome      string     `json:"outcome,omitempty"`
+}
+
+// Error types that the workflow's update validators return; the API maps
+// them to HTTP statuses.
+const (
+	ErrTypeForbidden = "Forbidden"
+	ErrTypeConflict  = "Conflict"
+	ErrTypeInvalid   = "Invalid"
+)
+
+// Validate checks a deployment request's own fields.
+func (in *DeploymentInput) Validate() error {
+	v := &ValidationError{}
+	switch in.Scenario {
+	case "", ScenarioInstall, ScenarioUpgrade, ScenarioDecommission:
+	default:
+		v.Add("scenario", "%q must be install, upgrade or decommission (or left out to infer it)", in.Scenario)
+	}
+	if in.Strategy != nil {
+		if in.Strategy.MaxParallel == 0 {
+			in.Strategy.MaxParallel = DefaultMaxParallel
+		}
+		v.Merge("strategy", in.Strategy.Validate())
+	}
+	if in.RetainData && in.Scenario != ScenarioDecommission && in.Scenario != "" {
+		v.Add("retain_data", "only applies to a decommission")
+	}
+	if len(in.Reason) > 4096 {
+		v.Add("reason", "must be at most 4096 characters")
+	}
+	if in.NotBefore != nil && in.NotBefore.After(time.Now().Add(366*24*time.Hour)) {
+		v.Add("not_before", "must be within a year")
+	}
+	return v.Err()
+}
+
+// String names the deployment in logs.
+func (in DeploymentInput) String() string {
+	return fmt.Sprintf("deployment %s of release %s to environment %s", in.DeploymentID, in.ReleaseID, in.EnvironmentID)
+}

@@ -1,0 +1,349 @@
+package models
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Policy is an environment's rules for deployments into it. Every field is
+// stored from the start; later issues give some of them behaviour.
+type Policy struct {
+	// ApprovalsRequired is the quorum of distinct approvers; 0 approves automatically.
+	ApprovalsRequired int `json:"approvals_required"`
+	// ApproverGroups may approve; empty means any authenticated principal.
+	ApproverGroups []string `json:"approver_groups"`
+	// SelfApprovalAllowed lets the requester approve their own deployment.
+	SelfApprovalAllowed bool `json:"self_approval_allowed"`
+	// ApprovalExpiry ends a deployment as expired when the quorum is not met in time.
+	ApprovalExpiry Duration `json:"approval_expiry"`
+	// AutoApproveStandardChanges approves deployments flagged as standard changes.
+	AutoApproveStandardChanges bool `json:"auto_approve_standard_changes"`
+	// ChangeWindows are the weekly windows in which rollouts may start.
+	ChangeWindows []ChangeWindow `json:"change_windows"`
+	// Freezes are periods in which no rollout may run.
+	Freezes []Freeze `json:"freezes"`
+	// Strategy is the default rollout strategy.
+	Strategy Strategy `json:"strategy"`
+	// PointOfNoReturn is how long after validation a rollback is still offered.
+	PointOfNoReturn Duration `json:"point_of_no_return"`
+	// EarlyLifeSupport is how long the deployment is observed after validation.
+	EarlyLifeSupport Duration `json:"early_life_support"`
+	// ValidationChecks run on every target after the rollout.
+	ValidationChecks []CheckSpec `json:"validation_checks"`
+	// ObservationProbes run periodically during early life support.
+	ObservationProbes []ProbeSpec `json:"observation_probes"`
+	// ExitCriteria decide the handover to operations at the end of ELS.
+	ExitCriteria ExitCriteria `json:"exit_criteria"`
+}
+
+// ChangeWindow is a weekly window: on Days, from Start to End (HH:MM) in Timezone.
+type ChangeWindow struct {
+	Days     []string `json:"days"`
+	Start    string   `json:"start"`
+	End      string   `json:"end"`
+	Timezone string   `json:"timezone"`
+}
+
+// Freeze forbids rollouts between Start and End.
+type Freeze struct {
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	Reason string    `json:"reason"`
+}
+
+// Strategy kinds.
+const (
+	StrategyAllAtOnce = "all_at_once"
+	StrategyRolling   = "rolling"
+	StrategyCanary    = "canary"
+)
+
+// Strategy says how targets are batched into waves.
+type Strategy struct {
+	Kind string `json:"kind"`
+	// Batch is the number of targets per wave for rolling.
+	Batch int `json:"batch,omitempty"`
+	// Steps are the cumulative canary sizes: a count or a percentage.
+	Steps []CanaryStep `json:"steps,omitempty"`
+	// Bake is the pause between waves.
+	Bake Duration `json:"bake,omitempty"`
+	// MaxFailures is the number of failed targets a wave tolerates.
+	MaxFailures int `json:"max_failures"`
+	// MaxParallel bounds the targets of a wave deployed at once.
+	MaxParallel int `json:"max_parallel,omitempty"`
+}
+
+// CanaryStep is a cumulative wave size: a count of targets (3) or a
+// percentage of them ("25%").
+type CanaryStep struct {
+	Count   int
+	Percent int
+}
+
+// MarshalJSON writes a count as a number and a percentage as "N%".
+func (s CanaryStep) MarshalJSON() ([]byte, error) {
+	if s.Percent > 0 {
+		return json.Marshal(strconv.Itoa(s.Percent) + "%")
+	}
+	return json.Marshal(s.Count)
+}
+
+// UnmarshalJSON reads 3 or "25%".
+func (s *CanaryStep) UnmarshalJSON(b []byte) error {
+	var n int
+	if err := json.Unmarshal(b, &n); err == nil {
+		*s = CanaryStep{Count: n}
+		return nil
+	}
+	var str string
+	if err := json.Unmarshal(b, &str); err != nil || !strings.HasSuffix(str, "%") {
+		return fmt.Errorf("a canary step is a target count (1) or a percentage (\"25%%\")")
+	}
+	p, err := strconv.Atoi(strings.TrimSuffix(str, "%"))
+	if err != nil {
+		return fmt.Errorf("canary step %q is not a whole percentage", str)
+	}
+	*s = CanaryStep{Percent: p}
+	return nil
+}
+
+// CheckSpec is one validation check run on every target after rollout.
+type CheckSpec struct {
+	Name    string          `json:"name"`
+	Type    string          `json:"type"`
+	Config  json.RawMessage `json:"config"`
+	Timeout Duration        `json:"timeout"`
+	Tries   int             `json:"tries"`
+}
+
+// ProbeSpec is one observation probe run periodically during ELS.
+type ProbeSpec struct {
+	Name     string          `json:"name"`
+	Type     string          `json:"type"`
+	Config   json.RawMessage `json:"config"`
+	Interval Duration        `json:"interval"`
+	// Threshold is the value the probe's result is compared with.
+	Threshold float64 `json:"threshold"`
+}
+
+// ExitCriteria decide the handover at the end of early life support.
+type ExitCriteria struct {
+	// MaxOpenIncidentSeverity: an open incident at or above it blocks handover.
+	MaxOpenIncidentSeverity string `json:"blocking_incident_severity"`
+	// MinProbeSuccessRatio is the share of passing probe runs required.
+	MinProbeSuccessRatio float64 `json:"min_probe_success_ratio"`
+}
+
+// Incident severities, most severe first.
+var Severities = []string{"critical", "high", "medium", "low"}
+
+// SeverityRank returns 0 for the most severe, higher for less; -1 if unknown.
+func SeverityRank(s string) int {
+	for i, v := range Severities {
+		if v == s {
+			return i
+		}
+	}
+	return -1
+}
+
+var (
+	hhmmRe = regexp.MustCompile(`^([01]\d|2[0-3]):[0-5]\d$`)
+	days   = map[string]bool{"mon": true, "tue": true, "wed": true, "thu": true, "fri": true, "sat": true, "sun": true}
+)
+
+// Policy defaults, applied by Normalize to fields left empty.
+const (
+	DefaultApprovalExpiry   = 72 * time.Hour
+	DefaultPointOfNoReturn  = 30 * time.Minute
+	DefaultEarlyLifeSupport = 2 * time.Hour
+	DefaultProbeInterval    = time.Minute
+	DefaultCheckTimeout     = 10 * time.Second
+	DefaultCheckTries       = 3
+	DefaultMaxParallel      = 10
+	DefaultMinProbeSuccess  = 0.95
+	DefaultBlockingSeverity = "high"
+)
+
+// Normalize fills fields left empty with their defaults, so that the stored
+// policy says exactly what will happen.
+func (p *Policy) Normalize() {
+	if p.ApproverGroups == nil {
+		p.ApproverGroups = []string{}
+	}
+	if p.ApprovalExpiry == 0 {
+		p.ApprovalExpiry = Duration(DefaultApprovalExpiry)
+	}
+	if p.ChangeWindows == nil {
+		p.ChangeWindows = []ChangeWindow{}
+	}
+	if p.Freezes == nil {
+		p.Freezes = []Freeze{}
+	}
+	if p.Strategy.Kind == "" {
+		p.Strategy.Kind = StrategyAllAtOnce
+	}
+	if p.Strategy.MaxParallel == 0 {
+		p.Strategy.MaxParallel = DefaultMaxParallel
+	}
+	if p.PointOfNoReturn == 0 {
+		p.PointOfNoReturn = Duration(DefaultPointOfNoReturn)
+	}
+	if p.EarlyLifeSupport == 0 {
+		p.EarlyLifeSupport = Duration(DefaultEarlyLifeSupport)
+	}
+	if p.ValidationChecks == nil {
+		p.ValidationChecks = []CheckSpec{}
+	}
+	for i := range p.ValidationChecks {
+		c := &p.ValidationChecks[i]
+		if c.Timeout == 0 {
+			c.Timeout = Duration(DefaultCheckTimeout)
+		}
+		if c.Tries == 0 {
+			c.Tries = DefaultCheckTries
+		}
+	}
+	if p.ObservationProbes == nil {
+		p.ObservationProbes = []ProbeSpec{}
+	}
+	for i := range p.ObservationProbes {
+		if p.ObservationProbes[i].Interval == 0 {
+			p.ObservationProbes[i].Interval = Duration(DefaultProbeInterval)
+		}
+	}
+	if p.ExitCriteria.MaxOpenIncidentSeverity == "" {
+		p.ExitCriteria.MaxOpenIncidentSeverity = DefaultBlockingSeverity
+	}
+	if p.ExitCriteria.MinProbeSuccessRatio == 0 {
+		p.ExitCriteria.MinProbeSuccessRatio = DefaultMinProbeSuccess
+	}
+}
+
+// Validate checks a normalised policy.
+func (p *Policy) Validate() error {
+	v := &ValidationError{}
+	if p.ApprovalsRequired < 0 || p.ApprovalsRequired > 20 {
+		v.Add("approvals_required", "must be between 0 and 20")
+	}
+	for i, g := range p.ApproverGroups {
+		if strings.TrimSpace(g) == "" {
+			v.Add(fmt.Sprintf("approver_groups[%d]", i), "must not be empty")
+		}
+	}
+	if p.ApprovalExpiry < 0 {
+		v.Add("approval_expiry", "must be positive")
+	}
+	for i, w := range p.ChangeWindows {
+		f := fmt.Sprintf("change_windows[%d]", i)
+		if len(w.Days) == 0 {
+			v.Add(f+".days", "name at least one day (mon … sun)")
+		}
+		for _, d := range w.Days {
+			if !days[strings.ToLower(d)] {
+				v.Add(f+".days", "%q is not a day: use mon, tue, wed, thu, fri, sat or sun", d)
+			}
+		}
+		if !hhmmRe.MatchString(w.Start) {
+			v.Add(f+".start", "%q must be HH:MM (24-hour)", w.Start)
+		}
+		if !hhmmRe.MatchString(w.End) {
+			v.Add(f+".end", "%q must be HH:MM (24-hour)", w.End)
+		}
+		if w.Timezone != "" {
+			if _, err := time.LoadLocation(w.Timezone); err != nil {
+				v.Add(f+".timezone", "%q is not a known IANA time zone (e.g. Europe/Paris, UTC)", w.Timezone)
+			}
+		}
+	}
+	for i, fr := range p.Freezes {
+		f := fmt.Sprintf("freezes[%d]", i)
+		if fr.Start.IsZero() || fr.End.IsZero() {
+			v.Add(f, "start and end are required (RFC 3339 times)")
+		} else if !fr.End.After(fr.Start) {
+			v.Add(f+".end", "must be after start")
+		}
+	}
+	v.Merge("strategy", p.Strategy.Validate())
+	if p.PointOfNoReturn < 0 {
+		v.Add("point_of_no_return", "must be positive")
+	}
+	if p.EarlyLifeSupport < 0 {
+		v.Add("early_life_support", "must be positive")
+	}
+	names := map[string]bool{}
+	for i, c := range p.ValidationChecks {
+		f := fmt.Sprintf("validation_checks[%d]", i)
+		if c.Name == "" {
+			v.Add(f+".name", "is required")
+		} else if names[c.Name] {
+			v.Add(f+".name", "%q appears twice", c.Name)
+		}
+		names[c.Name] = true
+		if c.Tries < 1 || c.Tries > 100 {
+			v.Add(f+".tries", "must be between 1 and 100")
+		}
+		if c.Timeout < 0 {
+			v.Add(f+".timeout", "must be positive")
+		}
+		v.Merge(f+".config", ValidateCheckConfig(c.Type, c.Config))
+	}
+	names = map[string]bool{}
+	for i, pr := range p.ObservationProbes {
+		f := fmt.Sprintf("observation_probes[%d]", i)
+		if pr.Name == "" {
+			v.Add(f+".name", "is required")
+		} else if names[pr.Name] {
+			v.Add(f+".name", "%q appears twice", pr.Name)
+		}
+		names[pr.Name] = true
+		if pr.Interval.D() < time.Second {
+			v.Add(f+".interval", "must be at least 1s")
+		}
+		v.Merge(f+".config", ValidateProbeConfig(pr.Type, pr.Config))
+	}
+	if SeverityRank(p.ExitCriteria.MaxOpenIncidentSeverity) < 0 {
+		v.Add("exit_criteria.blocking_incident_severity", "%q must be one of %s", p.ExitCriteria.MaxOpenIncidentSeverity, strings.Join(Severities, ", "))
+	}
+	if r := p.ExitCriteria.MinProbeSuccessRatio; r < 0 || r > 1 {
+		v.Add("exit_criteria.min_probe_success_ratio", "must be between 0 and 1")
+	}
+	return v.Err()
+}
+
+// Validate checks a strategy.
+func (s *Strategy) Validate() error {
+	v := &ValidationError{}
+	switch s.Kind {
+	case StrategyAllAtOnce:
+	case StrategyRolling:
+		if s.Batch < 1 {
+			v.Add("batch", "a rolling strategy needs a batch of at least 1 target")
+		}
+	case StrategyCanary:
+		if len(s.Steps) == 0 {
+			v.Add("steps", "a canary strategy needs steps, e.g. [1, \"25%%\", \"100%%\"]")
+		}
+		for i, st := range s.Steps {
+			if st.Count < 0 || st.Percent < 0 || st.Percent > 100 || (st.Count == 0 && st.Percent == 0) {
+				v.Add(fmt.Sprintf("steps[%d]", i), "must be a positive count or a percentage from 1%% to 100%%")
+			}
+		}
+	default:
+		v.Add("kind", "%q must be one of all_at_once, rolling, canary", s.Kind)
+	}
+	if s.Bake < 0 {
+		v.Add("bake", "must be positive")
+	}
+	if s.MaxFailures < 0 {
+		v.Add("max_failures", "must not be negative")
+	}
+	if s.MaxParallel < 0 || s.MaxParallel > 1000 {
+		v.Add("max_parallel", "must be between 1 and 1000")
+	}
+	return v.Err()
+}

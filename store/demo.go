@@ -1,0 +1,69 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/transit-hq/transit/models"
+)
+
+// DemoApplication is the name of the application SeedDemo creates.
+const DemoApplication = "storefront"
+
+// SeedDemo creates an example catalog, once: the application "storefront";
+// dev, staging and prod environments with simulated targets and policies
+// that show approvals, canaries and early life support; and release 1.0.0.
+// When the application exists already it changes nothing.
+func SeedDemo(ctx context.Context, s *Store) error {
+	if _, err := s.GetApplication(ctx, DemoApplication); err == nil {
+		return nil
+	} else if !models.IsNotFound(err) {
+		return err
+	}
+	actor := Actor{Subject: "transit-dev-demo"}
+	app := &models.Application{Name: DemoApplication, OwnerTeam: "web", Description: "Example application seeded by transit dev --demo"}
+	if err := s.CreateApplication(ctx, actor, app); err != nil {
+		return err
+	}
+	probe := []models.ProbeSpec{{Name: "error-rate", Type: models.ProbeSimulated,
+		Config: json.RawMessage(`{"failure_rate":0}`), Interval: models.Duration(5 * time.Second), Threshold: 1}}
+	check := []models.CheckSpec{{Name: "smoke", Type: models.CheckSimulated, Config: json.RawMessage(`{}`)}}
+	envs := []struct {
+		name    string
+		targets int
+		policy  models.Policy
+	}{
+		{"dev", 2, models.Policy{ApprovalsRequired: 0, SelfApprovalAllowed: true,
+			PointOfNoReturn: models.Duration(5 * time.Second), EarlyLifeSupport: models.Duration(15 * time.Second),
+			ValidationChecks: check, ObservationProbes: probe}},
+		{"staging", 3, models.Policy{ApprovalsRequired: 1, SelfApprovalAllowed: true,
+			Strategy:        models.Strategy{Kind: models.StrategyRolling, Batch: 1, Bake: models.Duration(5 * time.Second)},
+			PointOfNoReturn: models.Duration(time.Minute), EarlyLifeSupport: models.Duration(2 * time.Minute),
+			ValidationChecks: check, ObservationProbes: probe}},
+		{"prod", 10, models.Policy{ApprovalsRequired: 2, ApproverGroups: []string{"release-managers", models.GroupAdmin},
+			Strategy: models.Strategy{Kind: models.StrategyCanary, Bake: models.Duration(10 * time.Second),
+				Steps: []models.CanaryStep{{Count: 1}, {Percent: 25}, {Percent: 100}}},
+			PointOfNoReturn: models.Duration(2 * time.Minute), EarlyLifeSupport: models.Duration(5 * time.Minute),
+			ValidationChecks: check, ObservationProbes: probe}},
+	}
+	for i, e := range envs {
+		env := &models.Environment{ApplicationID: app.ID, Name: e.name, Position: i, Policy: models.NewJSON(e.policy)}
+		if err := s.CreateEnvironment(ctx, actor, env); err != nil {
+			return fmt.Errorf("environment %s: %w", e.name, err)
+		}
+		for n := 1; n <= e.targets; n++ {
+			t := &models.Target{EnvironmentID: env.ID, Name: fmt.Sprintf("%s-%02d", e.name, n), Driver: models.DriverSimulated,
+				Config: models.NewJSON(json.RawMessage(`{"latency_min":"200ms","latency_max":"1s","seed":42}`))}
+			if err := s.CreateTarget(ctx, actor, t); err != nil {
+				return fmt.Errorf("target %s: %w", t.Name, err)
+			}
+		}
+	}
+	rel := &models.Release{ApplicationID: app.ID, Version: "1.0.0",
+		Artifacts:     models.NewJSON([]models.Artifact{{Name: "storefront", Image: "storefront:1.0.0"}}),
+		Notes:         "First release of the demo storefront.",
+		EntryCriteria: models.NewJSON(map[string]string{"tests": "passed", "security_scan": "clean"})}
+	return s.CreateRelease(ctx, actor, rel)
+}

@@ -1,0 +1,469 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/transit-hq/transit/models"
+)
+
+var kindDeployment = kind{name: "deployment", table: "deployments",
+	filters: []string{"application_id", "environment_id", "release_id", "status", "requested_by"}}
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// CreateDeployment stores a submitted deployment. With an idempotency key,
+// a repeated request by the same subject returns the first deployment and
+// created=false.
+func (s *Store) CreateDeployment(ctx context.Context, actor Actor, d *models.Deployment, idemKey string) (out *models.Deployment, created bool, err error) {
+	err = s.write(ctx, actor, func(tx *gorm.DB, au *auditor) error {
+		if idemKey != "" {
+			var depID string
+			err := tx.Table("idempotency_keys").Select("deployment_id").
+				Where("subject = ? AND idem_key = ?", actor.Subject, idemKey).Take(&depID).Error
+			if err == nil {
+				out, err = get[models.Deployment](ctx, tx, kindDeployment, depID)
+				return err
+			}
+			if !errors.Is(err, gorm.ErrRecordNotFound) {
+				return fmt.Errorf("look up idempotency key: %w", err)
+			}
+		}
+		if d.ID == "" {
+			d.ID = models.NewID(models.PrefixDeployment)
+		}
+		d.WorkflowID = models.WorkflowIDFor(d.ID)
+		d.RequestedBy = actor.Subject
+		if d.Status == "" {
+			d.Status = models.StatusPlanning
+		}
+		if err := tx.Create(d).Error; err != nil {
+			return translate(err, "deployment")
+		}
+		if idemKey != "" {
+			if err := tx.Exec(`INSERT INTO idempotency_keys (subject, idem_key, deployment_id, created_at) VALUES (?, ?, ?, ?)`,
+				actor.Subject, idemKey, d.ID, now()).Error; err != nil {
+				return translate(err, "idempotency key")
+			}
+		}
+		out, created = d, true
+		if err := insertEvent(tx, d.ID, "submitted", models.DeploymentEvent{Type: "submitted", Status: d.Status,
+			Message: fmt.Sprintf("%s asked to deploy %s: %s", actor.Subject, d.ReleaseVersion, d.Reason)}); err != nil {
+			return err
+		}
+		return au.record(tx, models.ActionCreate, "deployment", d.ID, nil, d)
+	})
+	return out, created, err
+}
+
+// FailDeploymentStart marks a deployment whose workflow could not be started
+// as failed, and frees its idempotency key so that a retry starts afresh.
+func (s *Store) FailDeploymentStart(ctx context.Context, actor Actor, id, message string) error {
+	return s.write(ctx, actor, func(tx *gorm.DB, au *auditor) error {
+		t := now()
+		if err := tx.Model(&models.Deployment{}).Where("id = ?", id).
+			Updates(map[string]any{"status": models.StatusFailed, "outcome": message, "finished_at": t, "updated_at": t}).Error; err != nil {
+			return fmt.Errorf("mark deployment %s failed: %w", id, err)
+		}
+		if err := tx.Exec(`DELETE FROM idempotency_keys WHERE deployment_id = ?`, id).Error; err != nil {
+			return fmt.Errorf("free idempotency key of %s: %w", id, err)
+		}
+		return au.record(tx, models.ActionUpdate, "deployment", id, nil, map[string]any{"status": models.StatusFailed, "outcome": message})
+	})
+}
+
+// GetDeployment loads a deployment.
+func (s *Store) GetDeployment(ctx context.Context, id string) (*models.Deployment, error) {
+	return get[models.Deployment](ctx, s.db, kindDeployment, id)
+}
+
+// ListDeployments lists deployments; filters: application_id,
+// environment_id, release_id, status, requested_by.
+func (s *Store) ListDeployments(ctx context.Context, opt ListOptions) (Page[models.Deployment], error) {
+	return list(ctx, s.db, kindDeployment, opt, func(d models.Deployment) string { return d.ID })
+}
+
+// ListApprovals returns a deployment's votes in the order they were cast.
+func (s *Store) ListApprovals(ctx context.Context, deploymentID string) ([]models.Approval, error) {
+	var out []models.Approval
+	err := s.db.WithContext(ctx).Where("deployment_id = ?", deploymentID).Order("at, approver").Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("list approvals of %s: %w", deploymentID, err)
+	}
+	return out, nil
+}
+
+// ListDeploymentTargets returns a deployment's targets by wave and name.
+func (s *Store) ListDeploymentTargets(ctx context.Context, deploymentID string) ([]models.DeploymentTarget, error) {
+	var out []models.DeploymentTarget
+	err := s.db.WithContext(ctx).Where("deployment_id = ?", deploymentID).Order("wave, target_name").Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("list targets of %s: %w", deploymentID, err)
+	}
+	return out, nil
+}
+
+// ListDeploymentEvents returns a deployment's timeline after event id after.
+func (s *Store) ListDeploymentEvents(ctx context.Context, deploymentID string, after int64, limit int) ([]models.DeploymentEvent, error) {
+	var out []models.DeploymentEvent
+	err := s.db.WithContext(ctx).Where("deployment_id = ? AND id > ?", deploymentID, after).Order("id").Limit(limit).Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("list events of %s: %w", deploymentID, err)
+	}
+	return out, nil
+}
+
+// DeploymentChange is what one step of the workflow changes on the
+// deployment's row; nil fields stay.
+type DeploymentChange struct {
+	Status    *models.Status
+	Scenario  *string
+	WaveIndex *int
+	WaveCount *int
+	Plan      *models.Plan
+	Outcome   *string
+	PONRAt    *time.Time
+	ELSEndsAt *time.Time
+}
+
+// RecordStep applies change to the deployment's row and appends ev to its
+// timeline and to the audit log, once: a step whose key was recorded already
+// changes nothing, so an activity retried after a crash records it once.
+func (s *Store) RecordStep(ctx context.Context, actor Actor, deploymentID, key string, change DeploymentChange, ev models.DeploymentEvent) error {
+	return s.write(ctx, actor, func(tx *gorm.DB, au *auditor) error {
+		var n int64
+		if err := tx.Model(&models.DeploymentEvent{}).Where("deployment_id = ? AND event_key = ?", deploymentID, key).Count(&n).Error; err != nil {
+			return fmt.Errorf("check step %s of %s: %w", key, deploymentID, err)
+		}
+		if n > 0 {
+			return nil
+		}
+		before, err := get[models.Deployment](ctx, tx, kindDeployment, deploymentID)
+		if err != nil {
+			return err
+		}
+		t := now()
+		cols := map[string]any{"updated_at": t}
+		if change.Status != nil {
+			cols["status"] = *change.Status
+			if change.Status.Terminal() {
+				cols["finished_at"] = t
+			}
+			ev.Status = *change.Status
+		} else {
+			ev.Status = before.Status
+		}
+		if change.Scenario != nil {
+			cols["scenario"] = *change.Scenario
+		}
+		if change.WaveIndex != nil {
+			cols["wave_index"] = *change.WaveIndex
+		}
+		if change.WaveCount != nil {
+			cols["wave_count"] = *change.WaveCount
+		}
+		if change.Plan != nil {
+			cols["plan"] = models.NewJSON(change.Plan)
+		}
+		if change.Outcome != nil {
+			cols["outcome"] = *change.Outcome
+		}
+		if change.PONRAt != nil {
+			cols["ponr_at"] = change.PONRAt.UTC()
+		}
+		if change.ELSEndsAt != nil {
+			cols["els_ends_at"] = change.ELSEndsAt.UTC()
+		}
+		if err := tx.Model(&models.Deployment{}).Where("id = ?", deploymentID).Updates(cols).Error; err != nil {
+			return fmt.Errorf("update deployment %s: %w", deploymentID, err)
+		}
+		if err := insertEvent(tx, deploymentID, key, ev); err != nil {
+			return err
+		}
+		if change.Status == nil || *change.Status == before.Status {
+			return nil // progress, not a change of state: the timeline has it
+		}
+		return au.record(tx, models.ActionUpdate, "deployment", deploymentID,
+			map[string]any{"status": before.Status}, map[string]any{"status": *change.Status, "event": ev.Message})
+	})
+}
+
+func insertEvent(tx *gorm.DB, deploymentID, key string, ev models.DeploymentEvent) error {
+	ev.ID, ev.DeploymentID, ev.Key = 0, deploymentID, key
+	if ev.At.IsZero() {
+		ev.At = now()
+	}
+	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&ev).Error; err != nil {
+		return fmt.Errorf("append event %s of %s: %w", key, deploymentID, err)
+	}
+	return nil
+}
+
+// RecordApproval stores a vote once and appends it to the timeline and audit log.
+func (s *Store) RecordApproval(ctx context.Context, actor Actor, a models.Approval) error {
+	return s.write(ctx, actor, func(tx *gorm.DB, au *auditor) error {
+		var n int64
+		if err := tx.Model(&models.Approval{}).Where("deployment_id = ? AND approver = ?", a.DeploymentID, a.Approver).Count(&n).Error; err != nil {
+			return fmt.Errorf("check vote: %w", err)
+		}
+		if n > 0 {
+			return nil
+		}
+		if a.At.IsZero() {
+			a.At = now()
+		}
+		if err := tx.Create(&a).Error; err != nil {
+			return translate(err, "approval")
+		}
+		msg := fmt.Sprintf("%s voted %s via %s", a.Approver, a.Decision, a.Via)
+		if a.Comment != "" {
+			msg += ": " + a.Comment
+		}
+		if err := insertEvent(tx, a.DeploymentID, "vote/"+a.Approver, models.DeploymentEvent{Type: "vote", Message: msg,
+			Status: models.StatusAwaitingApproval,
+			Data:   models.NewJSON[any](a)}); err != nil {
+			return err
+		}
+		return au.record(tx, models.ActionCreate, "approval", a.DeploymentID+"/"+a.Approver, nil, a)
+	})
+}
+
+// AppendEvent adds a line to a deployment's timeline once per key, without
+// changing the deployment (for example, an invalid signal that was ignored).
+func (s *Store) AppendEvent(ctx context.Context, deploymentID, key string, ev models.DeploymentEvent) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return insertEvent(tx, deploymentID, key, ev)
+	})
+}
+
+// UpsertDeploymentTargets writes the per-target rows of a deployment.
+func (s *Store) UpsertDeploymentTargets(ctx context.Context, rows []models.DeploymentTarget) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	t := now()
+	for i := range rows {
+		rows[i].UpdatedAt = t
+	}
+	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "deployment_id"}, {Name: "target_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"status", "from_version", "to_version", "message", "wave", "updated_at"}),
+	}).Create(&rows).Error
+	if err != nil {
+		return fmt.Errorf("write deployment targets: %w", err)
+	}
+	return nil
+}
+
+// TargetStates returns the state of each of the given targets (absent ones
+// have none yet).
+func (s *Store) TargetStates(ctx context.Context, targetIDs []string) (map[string]models.TargetState, error) {
+	var rows []models.TargetState
+	if err := s.db.WithContext(ctx).Where("target_id IN ?", targetIDs).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("load target states: %w", err)
+	}
+	out := make(map[string]models.TargetState, len(rows))
+	for _, r := range rows {
+		out[r.TargetID] = r
+	}
+	return out, nil
+}
+
+// SetTargetCurrent records what now runs on a target, keeping its last known good.
+func (s *Store) SetTargetCurrent(ctx context.Context, targetID, releaseID, version, deploymentID string) error {
+	row := models.TargetState{TargetID: targetID, CurrentReleaseID: releaseID, CurrentVersion: version,
+		UpdatedByDeployment: deploymentID, UpdatedAt: now()}
+	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "target_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"current_release_id", "current_version", "updated_by_deployment", "updated_at"}),
+	}).Create(&row).Error
+	if err != nil {
+		return fmt.Errorf("record current release of target %s: %w", targetID, err)
+	}
+	return nil
+}
+
+// CommitLastKnownGood makes the release the last known good of each target
+// (or clears it, for a decommission: releaseID "").
+func (s *Store) CommitLastKnownGood(ctx context.Context, actor Actor, deploymentID string, targetIDs []string, releaseID, version string) error {
+	return s.write(ctx, actor, func(tx *gorm.DB, au *auditor) error {
+		t := now()
+		for _, id := range targetIDs {
+			row := models.TargetState{TargetID: id, CurrentReleaseID: releaseID, CurrentVersion: version,
+				LastKnownGoodID: releaseID, LastKnownGoodVer: version, UpdatedByDeployment: deploymentID, UpdatedAt: t}
+			if err := tx.Clauses(clause.OnConflict{
+				Columns:   []clause.Column{{Name: "target_id"}},
+				DoUpdates: clause.AssignmentColumns([]string{"current_release_id", "current_version", "last_known_good_id", "last_known_good_ver", "updated_by_deployment", "updated_at"}),
+			}).Create(&row).Error; err != nil {
+				return fmt.Errorf("commit last known good of target %s: %w", id, err)
+			}
+		}
+		return au.record(tx, models.ActionUpdate, "last_known_good", deploymentID, nil,
+			map[string]any{"targets": targetIDs, "release_id": releaseID, "version": version})
+	})
+}
+
+// LaneAhead returns the deployments of the same application to the same
+// environment that are still active and were submitted before this one:
+// they go first.
+func (s *Store) LaneAhead(ctx context.Context, d *models.Deployment) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&models.Deployment{}).
+		Where("application_id = ? AND environment_id = ? AND id < ? AND status NOT IN ?",
+			d.ApplicationID, d.EnvironmentID, d.ID, models.TerminalStatuses).
+		Order("id").Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("find deployments ahead of %s: %w", d.ID, err)
+	}
+	return ids, nil
+}
+
+// NextInLane returns the oldest active deployment of the application to the
+// environment other than exclude, or "" when there is none.
+func (s *Store) NextInLane(ctx context.Context, applicationID, environmentID, exclude string) (string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&models.Deployment{}).
+		Where("application_id = ? AND environment_id = ? AND id <> ? AND status NOT IN ?",
+			applicationID, environmentID, exclude, models.TerminalStatuses).
+		Order("id").Limit(1).Pluck("id", &ids).Error
+	if err != nil || len(ids) == 0 {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// RecentOutcomes counts how the last n finished deployments to the
+// environment ended: failed (rolled back or failed) out of total.
+func (s *Store) RecentOutcomes(ctx context.Context, environmentID string, n int) (failed, total int, err error) {
+	var statuses []models.Status
+	err = s.db.WithContext(ctx).Model(&models.Deployment{}).
+		Where("environment_id = ? AND status IN ?", environmentID,
+			[]models.Status{models.StatusCompleted, models.StatusCompletedWithIssues, models.StatusRolledBack, models.StatusFailed}).
+		Order("id DESC").Limit(n).Pluck("status", &statuses).Error
+	if err != nil {
+		return 0, 0, fmt.Errorf("recent outcomes of %s: %w", environmentID, err)
+	}
+	for _, st := range statuses {
+		if st == models.StatusRolledBack || st == models.StatusFailed {
+			failed++
+		}
+	}
+	return failed, len(statuses), nil
+}
+
+// CreateIncident links an incident to a deployment.
+func (s *Store) CreateIncident(ctx context.Context, actor Actor, in *models.Incident) error {
+	v := &models.ValidationError{}
+	if models.SeverityRank(in.Severity) < 0 {
+		v.Add("severity", "%q must be one of critical, high, medium, low", in.Severity)
+	}
+	if in.Title == "" {
+		v.Add("title", "is required: say what is wrong")
+	} else if len(in.Title) > 500 {
+		v.Add("title", "must be at most 500 characters")
+	}
+	if err := v.Err(); err != nil {
+		return err
+	}
+	if in.ID == "" {
+		in.ID = models.NewID("inc")
+	}
+	in.Status, in.ReportedBy, in.CreatedAt = models.IncidentOpen, actor.Subject, now()
+	return s.write(ctx, actor, func(tx *gorm.DB, au *auditor) error {
+		var n int64
+		if err := tx.Model(&models.Incident{}).Where("id = ?", in.ID).Count(&n).Error; err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil // recorded already (a retried activity)
+		}
+		if err := exists(tx, kindDeployment, "deployment_id", in.DeploymentID); err != nil {
+			return err
+		}
+		if err := tx.Create(in).Error; err != nil {
+			return translate(err, "incident")
+		}
+		if err := insertEvent(tx, in.DeploymentID, "incident/"+in.ID, models.DeploymentEvent{Type: "incident",
+			Message: fmt.Sprintf("%s incident linked by %s: %s", in.Severity, in.ReportedBy, in.Title)}); err != nil {
+			return err
+		}
+		return au.record(tx, models.ActionCreate, "incident", in.ID, nil, in)
+	})
+}
+
+// ListIncidents returns the incidents linked to a deployment.
+func (s *Store) ListIncidents(ctx context.Context, deploymentID string) ([]models.Incident, error) {
+	var out []models.Incident
+	if err := s.db.WithContext(ctx).Where("deployment_id = ?", deploymentID).Order("id").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list incidents of %s: %w", deploymentID, err)
+	}
+	return out, nil
+}
+
+// PrincipalGroups returns the groups of a subject: the union over its live tokens.
+func (s *Store) PrincipalGroups(ctx context.Context, subject string) ([]string, bool, error) {
+	var toks []models.APIToken
+	if err := s.db.WithContext(ctx).Where("subject = ? AND revoked_at IS NULL", subject).Find(&toks).Error; err != nil {
+		return nil, false, fmt.Errorf("look up groups of %s: %w", subject, err)
+	}
+	set := map[string]bool{}
+	for _, t := range toks {
+		if t.ExpiresAt != nil && time.Now().After(*t.ExpiresAt) {
+			continue
+		}
+		for _, g := range t.Groups.V {
+			set[g] = true
+		}
+	}
+	groups := make([]string, 0, len(set))
+	for g := range set {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	return groups, len(toks) > 0, nil
+}
+
+// SimulatedVersion returns what runs on a simulated target.
+func (s *Store) SimulatedVersion(ctx context.Context, targetID string) (string, error) {
+	var v []string
+	if err := s.db.WithContext(ctx).Table("simulated_targets").Where("target_id = ?", targetID).Pluck("version", &v).Error; err != nil {
+		return "", fmt.Errorf("read simulated target %s: %w", targetID, err)
+	}
+	if len(v) == 0 {
+		return "", nil
+	}
+	return v[0], nil
+}
+
+// SetSimulatedVersion records what now runs on a simulated target and counts the change.
+func (s *Store) SetSimulatedVersion(ctx context.Context, targetID, version string) error {
+	err := s.db.WithContext(ctx).Exec(`INSERT INTO simulated_targets (target_id, version, changes, updated_at) VALUES (?, ?, 1, ?)
+		ON CONFLICT (target_id) DO UPDATE SET version = excluded.version, changes = simulated_targets.changes + 1, updated_at = excluded.updated_at`,
+		targetID, version, now()).Error
+	if err != nil {
+		return fmt.Errorf("write simulated target %s: %w", targetID, err)
+	}
+	return nil
+}
+
+// SimulatedChanges returns how many times each simulated target was changed.
+func (s *Store) SimulatedChanges(ctx context.Context, targetIDs []string) (map[string]int, error) {
+	var rows []struct {
+		TargetID string
+		Changes  int
+	}
+	if err := s.db.WithContext(ctx).Table("simulated_targets").Where("target_id IN ?", targetIDs).Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, r := range rows {
+		out[r.TargetID] = r.Changes
+	}
+	return out, nil
+}

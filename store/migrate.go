@@ -1,0 +1,300 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// migration is one versioned schema change. Statements use {{ts}} for a
+// timestamp column, {{json}} for a JSON column and {{serial}} for an
+// auto-increment primary key, written per dialect.
+type migration struct {
+	Version int
+	Name    string
+	Both    []string // for both dialects
+	PG      []string // Postgres only, after Both
+	SQLite  []string // SQLite only, after Both
+}
+
+// migrations is the schema's history. Never edit a released migration: add
+// a new one.
+var migrations = []migration{
+	{
+		Version: 1,
+		Name:    "catalog",
+		Both: []string{
+			`CREATE TABLE applications (
+				id TEXT PRIMARY KEY,
+				name TEXT NOT NULL UNIQUE,
+				owner_team TEXT NOT NULL,
+				description TEXT NOT NULL DEFAULT '',
+				created_by TEXT NOT NULL,
+				created_at {{ts}} NOT NULL,
+				updated_at {{ts}} NOT NULL)`,
+			`CREATE TABLE environments (
+				id TEXT PRIMARY KEY,
+				application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE RESTRICT,
+				name TEXT NOT NULL,
+				position INTEGER NOT NULL DEFAULT 0,
+				policy {{json}} NOT NULL,
+				created_by TEXT NOT NULL,
+				created_at {{ts}} NOT NULL,
+				updated_at {{ts}} NOT NULL,
+				UNIQUE (application_id, name))`,
+			`CREATE TABLE targets (
+				id TEXT PRIMARY KEY,
+				environment_id TEXT NOT NULL REFERENCES environments(id) ON DELETE RESTRICT,
+				name TEXT NOT NULL,
+				driver TEXT NOT NULL,
+				config {{json}} NOT NULL,
+				created_by TEXT NOT NULL,
+				created_at {{ts}} NOT NULL,
+				updated_at {{ts}} NOT NULL,
+				UNIQUE (environment_id, name))`,
+			`CREATE TABLE releases (
+				id TEXT PRIMARY KEY,
+				application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE RESTRICT,
+				version TEXT NOT NULL,
+				artifacts {{json}} NOT NULL,
+				notes TEXT NOT NULL DEFAULT '',
+				entry_criteria {{json}} NOT NULL,
+				created_by TEXT NOT NULL,
+				created_at {{ts}} NOT NULL,
+				UNIQUE (application_id, version))`,
+		},
+	},
+	{
+		Version: 2,
+		Name:    "audit log and API tokens",
+		Both: []string{
+			// before/after are TEXT, not JSONB: the hash covers their exact bytes.
+			`CREATE TABLE audit_events (
+				seq BIGINT PRIMARY KEY,
+				at {{ts}} NOT NULL,
+				actor TEXT NOT NULL,
+				action TEXT NOT NULL,
+				resource_type TEXT NOT NULL,
+				resource_id TEXT NOT NULL,
+				before TEXT,
+				after TEXT,
+				request_id TEXT NOT NULL DEFAULT '',
+				prev_hash TEXT NOT NULL,
+				hash TEXT NOT NULL)`,
+			`CREATE INDEX audit_events_resource ON audit_events (resource_type, resource_id)`,
+			`CREATE TABLE api_tokens (
+				id TEXT PRIMARY KEY,
+				subject TEXT NOT NULL,
+				groups {{json}} NOT NULL,
+				description TEXT NOT NULL DEFAULT '',
+				hash TEXT NOT NULL UNIQUE,
+				created_by TEXT NOT NULL,
+				created_at {{ts}} NOT NULL,
+				expires_at {{ts}},
+				revoked_at {{ts}})`,
+		},
+		PG: []string{
+			`CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				RAISE EXCEPTION 'audit_events is append-only: % refused', TG_OP;
+			END $$`,
+			`CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
+				FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()`,
+			`CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+				FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()`,
+		},
+		SQLite: []string{
+			`CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+				BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: UPDATE refused'); END`,
+			`CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+				BEGIN SELECT RAISE(ABORT, 'audit_events is append-only: DELETE refused'); END`,
+		},
+	},
+	{
+		Version: 3,
+		Name:    "target labels",
+		Both: []string{
+			`ALTER TABLE targets ADD COLUMN labels {{json}} NOT NULL DEFAULT '{}'`,
+			`CREATE INDEX environments_application ON environments (application_id, position)`,
+			`CREATE INDEX releases_application ON releases (application_id)`,
+		},
+	},
+	{
+		Version: 4,
+		Name:    "deployments",
+		Both: []string{
+			`CREATE TABLE deployments (
+				id TEXT PRIMARY KEY,
+				application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE RESTRICT,
+				environment_id TEXT NOT NULL REFERENCES environments(id) ON DELETE RESTRICT,
+				release_id TEXT NOT NULL REFERENCES releases(id) ON DELETE RESTRICT,
+				release_version TEXT NOT NULL,
+				scenario TEXT NOT NULL DEFAULT '',
+				strategy {{json}},
+				not_before {{ts}},
+				retain_data BOOLEAN NOT NULL DEFAULT FALSE,
+				reason TEXT NOT NULL DEFAULT '',
+				requested_by TEXT NOT NULL,
+				status TEXT NOT NULL,
+				wave_index INTEGER NOT NULL DEFAULT 0,
+				wave_count INTEGER NOT NULL DEFAULT 0,
+				plan {{json}},
+				outcome TEXT NOT NULL DEFAULT '',
+				workflow_id TEXT NOT NULL,
+				ponr_at {{ts}},
+				els_ends_at {{ts}},
+				created_at {{ts}} NOT NULL,
+				updated_at {{ts}} NOT NULL,
+				finished_at {{ts}})`,
+			`CREATE INDEX deployments_lane ON deployments (application_id, environment_id, status)`,
+			`CREATE TABLE idempotency_keys (
+				subject TEXT NOT NULL,
+				idem_key TEXT NOT NULL,
+				deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+				created_at {{ts}} NOT NULL,
+				PRIMARY KEY (subject, idem_key))`,
+			`CREATE TABLE approvals (
+				deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE RESTRICT,
+				approver TEXT NOT NULL,
+				decision TEXT NOT NULL,
+				comment TEXT NOT NULL DEFAULT '',
+				via TEXT NOT NULL,
+				at {{ts}} NOT NULL,
+				PRIMARY KEY (deployment_id, approver))`,
+			`CREATE TABLE deployment_targets (
+				deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE RESTRICT,
+				target_id TEXT NOT NULL REFERENCES targets(id) ON DELETE RESTRICT,
+				target_name TEXT NOT NULL,
+				wave INTEGER NOT NULL,
+				status TEXT NOT NULL,
+				from_version TEXT NOT NULL DEFAULT '',
+				to_version TEXT NOT NULL DEFAULT '',
+				message TEXT NOT NULL DEFAULT '',
+				updated_at {{ts}} NOT NULL,
+				PRIMARY KEY (deployment_id, target_id))`,
+			`CREATE TABLE deployment_events (
+				id {{serial}},
+				deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE RESTRICT,
+				event_key TEXT NOT NULL,
+				at {{ts}} NOT NULL,
+				type TEXT NOT NULL,
+				status TEXT NOT NULL DEFAULT '',
+				message TEXT NOT NULL DEFAULT '',
+				data {{json}},
+				UNIQUE (deployment_id, event_key))`,
+			`CREATE TABLE incidents (
+				id TEXT PRIMARY KEY,
+				deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE RESTRICT,
+				severity TEXT NOT NULL,
+				title TEXT NOT NULL,
+				source TEXT NOT NULL DEFAULT '',
+				status TEXT NOT NULL,
+				reported_by TEXT NOT NULL,
+				created_at {{ts}} NOT NULL,
+				resolved_at {{ts}})`,
+			`CREATE INDEX incidents_deployment ON incidents (deployment_id, status)`,
+			`CREATE TABLE target_states (
+				target_id TEXT PRIMARY KEY REFERENCES targets(id) ON DELETE CASCADE,
+				current_release_id TEXT NOT NULL DEFAULT '',
+				current_version TEXT NOT NULL DEFAULT '',
+				last_known_good_id TEXT NOT NULL DEFAULT '',
+				last_known_good_ver TEXT NOT NULL DEFAULT '',
+				updated_by_deployment TEXT NOT NULL DEFAULT '',
+				updated_at {{ts}} NOT NULL)`,
+			`CREATE TABLE simulated_targets (
+				target_id TEXT PRIMARY KEY,
+				version TEXT NOT NULL DEFAULT '',
+				changes INTEGER NOT NULL DEFAULT 0,
+				updated_at {{ts}} NOT NULL)`,
+		},
+	},
+}
+
+// LatestVersion is the schema version this build migrates to.
+func LatestVersion() int { return migrations[len(migrations)-1].Version }
+
+// Migrate brings the schema to the latest version.
+func (s *Store) Migrate(ctx context.Context) error { return s.MigrateTo(ctx, LatestVersion()) }
+
+// MigrateTo applies every migration up to and including version, each in its
+// own transaction. On Postgres an advisory lock lets several processes start
+// at once.
+func (s *Store) MigrateTo(ctx context.Context, version int) error {
+	db := s.db.WithContext(ctx)
+	if err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at ` + s.colType("ts") + ` NOT NULL)`).Error; err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	for _, m := range migrations {
+		if m.Version > version {
+			break
+		}
+		err := db.Transaction(func(tx *gorm.DB) error {
+			if s.dialect == DialectPostgres {
+				if err := tx.Exec(`SELECT pg_advisory_xact_lock(727368)`).Error; err != nil {
+					return err
+				}
+			}
+			var n int64
+			if err := tx.Table("schema_migrations").Where("version = ?", m.Version).Count(&n).Error; err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			stmts := append([]string{}, m.Both...)
+			if s.dialect == DialectPostgres {
+				stmts = append(stmts, m.PG...)
+			} else {
+				stmts = append(stmts, m.SQLite...)
+			}
+			for _, stmt := range stmts {
+				if err := tx.Exec(s.expand(stmt)).Error; err != nil {
+					return fmt.Errorf("%w\n%s", err, s.expand(stmt))
+				}
+			}
+			return tx.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+				m.Version, m.Name, time.Now().UTC()).Error
+		})
+		if err != nil {
+			return fmt.Errorf("migration %d (%s): %w", m.Version, m.Name, err)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the highest applied migration.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v *int
+	if err := s.db.WithContext(ctx).Raw(`SELECT MAX(version) FROM schema_migrations`).Scan(&v).Error; err != nil {
+		return 0, err
+	}
+	if v == nil {
+		return 0, nil
+	}
+	return *v, nil
+}
+
+func (s *Store) colType(kind string) string {
+	switch {
+	case kind == "ts" && s.dialect == DialectPostgres:
+		return "TIMESTAMPTZ"
+	case kind == "ts":
+		return "DATETIME"
+	case kind == "json" && s.dialect == DialectPostgres:
+		return "JSONB"
+	case kind == "serial" && s.dialect == DialectPostgres:
+		return "BIGSERIAL PRIMARY KEY"
+	case kind == "serial":
+		return "INTEGER PRIMARY KEY AUTOINCREMENT"
+	default:
+		return "TEXT"
+	}
+}
+
+func (s *Store) expand(stmt string) string {
+	return strings.NewReplacer("{{ts}}", s.colType("ts"), "{{json}}", s.colType("json"), "{{serial}}", s.colType("serial")).Replace(stmt)
+}

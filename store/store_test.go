@@ -1,0 +1,266 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/transit-hq/transit/internal/testenv"
+	"github.com/transit-hq/transit/models"
+	"github.com/transit-hq/transit/store"
+)
+
+var alice = store.Actor{Subject: "alice", RequestID: "req-1"}
+
+// dialects runs fn against a fresh SQLite file and a fresh Postgres database.
+func dialects(t *testing.T, fn func(t *testing.T, s *store.Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		fn(t, open(t, "sqlite://"+filepath.Join(t.TempDir(), "transit.db")))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		fn(t, open(t, testenv.PostgresURL(t)))
+	})
+}
+
+func open(t *testing.T, url string) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), url, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func seedApp(t *testing.T, s *store.Store, name string) *models.Application {
+	t.Helper()
+	app := &models.Application{Name: name, OwnerTeam: "payments"}
+	require.NoError(t, s.CreateApplication(context.Background(), alice, app))
+	return app
+}
+
+func TestCatalogLifecycle(t *testing.T) {
+	dialects(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		app := seedApp(t, s, "checkout")
+		require.Equal(t, "alice", app.CreatedBy)
+
+		got, err := s.GetApplication(ctx, "checkout")
+		require.NoError(t, err)
+		require.Equal(t, app.ID, got.ID, "an application is found by name too")
+
+		err = s.CreateApplication(ctx, alice, &models.Application{Name: "checkout", OwnerTeam: "x"})
+		require.ErrorIs(t, err, models.ErrConflict)
+
+		env := &models.Environment{ApplicationID: app.ID, Name: "prod", Position: 2,
+			Policy: models.NewJSON(models.Policy{ApprovalsRequired: 2, ApproverGroups: []string{"release-managers"}})}
+		require.NoError(t, s.CreateEnvironment(ctx, alice, env))
+		loaded, err := s.GetEnvironment(ctx, env.ID)
+		require.NoError(t, err)
+		require.Equal(t, 2, loaded.Policy.V.ApprovalsRequired)
+		require.Equal(t, models.Duration(models.DefaultApprovalExpiry), loaded.Policy.V.ApprovalExpiry, "defaults are stored explicitly")
+
+		tgt := &models.Target{EnvironmentID: env.ID, Name: "eu-1", Driver: models.DriverSimulated,
+			Config: models.NewJSON(json.RawMessage(`{"failure_rate":0.1}`))}
+		require.NoError(t, s.CreateTarget(ctx, alice, tgt))
+
+		rel := &models.Release{ApplicationID: app.ID, Version: "1.2.0",
+			Artifacts: models.NewJSON([]models.Artifact{{Name: "api", Image: "checkout:1.2.0"}})}
+		require.NoError(t, s.CreateRelease(ctx, alice, rel))
+		err = s.CreateRelease(ctx, alice, &models.Release{ApplicationID: app.ID, Version: "1.2.0",
+			Artifacts: models.NewJSON([]models.Artifact{{Name: "api", Version: "1"}})})
+		require.ErrorIs(t, err, models.ErrConflict, "a version is unique per application")
+
+		// Deletes are refused while something refers to the resource.
+		err = s.DeleteApplication(ctx, alice, app.ID)
+		require.ErrorIs(t, err, models.ErrConflict)
+		require.Contains(t, err.Error(), "1 environment and 1 release")
+		err = s.DeleteEnvironment(ctx, alice, env.ID)
+		require.ErrorIs(t, err, models.ErrConflict)
+		require.NoError(t, s.DeleteTarget(ctx, alice, tgt.ID))
+		require.NoError(t, s.DeleteEnvironment(ctx, alice, env.ID))
+		require.NoError(t, s.DeleteRelease(ctx, alice, rel.ID))
+		require.NoError(t, s.DeleteApplication(ctx, alice, app.ID))
+		_, err = s.GetApplication(ctx, app.ID)
+		require.ErrorIs(t, err, models.ErrNotFound)
+
+		rep, err := s.VerifyAudit(ctx)
+		require.NoError(t, err)
+		require.True(t, rep.OK, rep.Reason)
+		require.EqualValues(t, 8, rep.Checked, "4 creates and 4 deletes are audited; the refused writes are not")
+	})
+}
+
+func TestInvalidWriteChangesNothing(t *testing.T) {
+	dialects(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		app := seedApp(t, s, "billing")
+		before, err := s.ListAudit(ctx, store.AuditFilter{}, 0, 100)
+		require.NoError(t, err)
+
+		err = s.CreateTarget(ctx, alice, &models.Target{EnvironmentID: "env_missing", Name: "x", Driver: models.DriverSimulated})
+		require.ErrorIs(t, err, models.ErrInvalid)
+		err = s.CreateRelease(ctx, alice, &models.Release{ApplicationID: app.ID, Version: "1.2", Artifacts: models.NewJSON([]models.Artifact{{Name: "a", Version: "1"}})})
+		require.ErrorIs(t, err, models.ErrInvalid)
+		require.Contains(t, err.Error(), "looks like semver")
+
+		after, err := s.ListAudit(ctx, store.AuditFilter{}, 0, 100)
+		require.NoError(t, err)
+		require.Len(t, after, len(before))
+		page, err := s.ListTargets(ctx, store.ListOptions{})
+		require.NoError(t, err)
+		require.Empty(t, page.Items)
+	})
+}
+
+func TestListPaginatesAndFilters(t *testing.T) {
+	dialects(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		for i := 0; i < 7; i++ {
+			team := "a"
+			if i%2 == 1 {
+				team = "b"
+			}
+			require.NoError(t, s.CreateApplication(ctx, alice, &models.Application{Name: fmt.Sprintf("app-%d", i), OwnerTeam: team}))
+		}
+		var names []string
+		opt := store.ListOptions{Limit: 3}
+		for pages := 0; ; pages++ {
+			require.Less(t, pages, 5)
+			page, err := s.ListApplications(ctx, opt)
+			require.NoError(t, err)
+			for _, a := range page.Items {
+				names = append(names, a.Name)
+			}
+			if page.NextCursor == "" {
+				break
+			}
+			opt.After = page.NextCursor
+		}
+		require.Equal(t, []string{"app-0", "app-1", "app-2", "app-3", "app-4", "app-5", "app-6"}, names)
+
+		page, err := s.ListApplications(ctx, store.ListOptions{Filters: map[string]string{"owner_team": "b"}})
+		require.NoError(t, err)
+		require.Len(t, page.Items, 3)
+	})
+}
+
+func TestAuditChainDetectsTampering(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, testenv.PostgresURL(t))
+	app := seedApp(t, s, "ledger")
+	_, err := s.UpdateApplication(ctx, alice, app.ID, func(a *models.Application) { a.OwnerTeam = "finance" })
+	require.NoError(t, err)
+	seedApp(t, s, "ledger-2")
+
+	rep, err := s.VerifyAudit(ctx)
+	require.NoError(t, err)
+	require.True(t, rep.OK)
+	require.EqualValues(t, 3, rep.HeadSeq)
+
+	// The trigger refuses UPDATE and DELETE, even to the owner.
+	err = s.DB().Exec(`UPDATE audit_events SET actor = 'mallory' WHERE seq = 2`).Error
+	require.ErrorContains(t, err, "append-only")
+	err = s.DB().Exec(`DELETE FROM audit_events WHERE seq = 3`).Error
+	require.ErrorContains(t, err, "append-only")
+
+	// The owner can get past it by disabling the trigger; verify still tells.
+	require.NoError(t, s.DB().Exec(`ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only`).Error)
+	require.NoError(t, s.DB().Exec(`UPDATE audit_events SET actor = 'mallory' WHERE seq = 2`).Error)
+	require.NoError(t, s.DB().Exec(`ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only`).Error)
+
+	rep, err = s.VerifyAudit(ctx)
+	require.NoError(t, err)
+	require.False(t, rep.OK)
+	require.EqualValues(t, 2, rep.BrokenSeq)
+	require.Contains(t, rep.Reason, "changed after it was written")
+}
+
+func TestAuditAppendOnlyOnSQLite(t *testing.T) {
+	s := open(t, "sqlite://"+filepath.Join(t.TempDir(), "t.db"))
+	seedApp(t, s, "x")
+	require.ErrorContains(t, s.DB().Exec(`UPDATE audit_events SET actor = 'm'`).Error, "append-only")
+	require.ErrorContains(t, s.DB().Exec(`DELETE FROM audit_events`).Error, "append-only")
+}
+
+// The upgrade from the previous schema version keeps existing rows.
+func TestMigrationFromPreviousVersionKeepsRows(t *testing.T) {
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			url := "sqlite://" + filepath.Join(t.TempDir(), "old.db")
+			if dialect == "postgres" {
+				url = testenv.PostgresURL(t)
+			}
+			s, err := store.Connect(url, nil)
+			require.NoError(t, err)
+			defer s.Close()
+			prev := store.LatestVersion() - 1
+			require.NoError(t, s.MigrateTo(ctx, prev))
+			v, err := s.SchemaVersion(ctx)
+			require.NoError(t, err)
+			require.Equal(t, prev, v)
+
+			// Rows written by the previous version.
+			app := seedApp(t, s, "legacy")
+			env := &models.Environment{ApplicationID: app.ID, Name: "prod", Policy: models.NewJSON(models.Policy{ApprovalsRequired: 1})}
+			require.NoError(t, s.CreateEnvironment(ctx, alice, env))
+			tgt := &models.Target{EnvironmentID: env.ID, Name: "t1", Driver: models.DriverSimulated, Config: models.NewJSON(json.RawMessage(`{}`))}
+			require.NoError(t, s.CreateTarget(ctx, alice, tgt))
+
+			require.NoError(t, s.Migrate(ctx))
+			v, err = s.SchemaVersion(ctx)
+			require.NoError(t, err)
+			require.Equal(t, store.LatestVersion(), v)
+
+			got, err := s.GetApplication(ctx, app.ID)
+			require.NoError(t, err)
+			require.Equal(t, "legacy", got.Name)
+			gotEnv, err := s.GetEnvironment(ctx, env.ID)
+			require.NoError(t, err)
+			require.Equal(t, 1, gotEnv.Policy.V.ApprovalsRequired)
+			gotT, err := s.GetTarget(ctx, tgt.ID)
+			require.NoError(t, err)
+			require.Equal(t, "t1", gotT.Name)
+			rep, err := s.VerifyAudit(ctx)
+			require.NoError(t, err)
+			require.True(t, rep.OK)
+			require.EqualValues(t, 3, rep.Checked)
+			// Migrating again is a no-op.
+			require.NoError(t, s.Migrate(ctx))
+		})
+	}
+}
+
+func TestTokens(t *testing.T) {
+	dialects(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		secret := store.NewTokenSecret()
+		tok := &models.APIToken{Subject: "bob", Groups: models.NewJSON([]string{"release-managers"})}
+		require.NoError(t, s.CreateToken(ctx, alice, tok, secret))
+		got, err := s.Authenticate(ctx, secret)
+		require.NoError(t, err)
+		require.Equal(t, "bob", got.Subject)
+		require.NotEqual(t, secret, got.Hash, "only the hash is stored")
+
+		_, err = s.Authenticate(ctx, secret+"x")
+		require.ErrorIs(t, err, models.ErrUnauthenticated)
+
+		groups, known, err := s.PrincipalGroups(ctx, "bob")
+		require.NoError(t, err)
+		require.True(t, known)
+		require.Equal(t, []string{"release-managers"}, groups)
+
+		_, err = s.RevokeToken(ctx, alice, tok.ID)
+		require.NoError(t, err)
+		_, err = s.Authenticate(ctx, secret)
+		require.ErrorIs(t, err, models.ErrUnauthenticated)
+
+		past := time.Now().Add(-time.Hour)
+		err = s.CreateToken(ctx, alice, &models.APIToken{Subject: "c", ExpiresAt: &past}, store.NewTokenSecret())
+		require.ErrorIs(t, err, models.ErrInvalid)
+	})
+}

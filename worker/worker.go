@@ -1,0 +1,76 @@
+// Package worker builds Transit's Temporal worker: it registers the
+// deployment workflow and the activities with their dependencies.
+package worker
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/transit-hq/transit/activities"
+	"github.com/transit-hq/transit/drivers"
+	"github.com/transit-hq/transit/models"
+	"github.com/transit-hq/transit/store"
+	"github.com/transit-hq/transit/workflows"
+)
+
+// Options configures a worker.
+type Options struct {
+	TaskQueue string
+	Store     *store.Store
+	Logger    *slog.Logger
+	// Clock defaults to the wall clock; tests and benchmarks may speed up
+	// early life support with a faster one.
+	Clock activities.Clock
+	// Drivers defaults to DefaultDrivers(Store).
+	Drivers *drivers.Registry
+	// MaxConcurrentActivities bounds the activities this worker runs at once (0: SDK default).
+	MaxConcurrentActivities int
+}
+
+// DefaultDrivers returns the script, http and simulated drivers, the
+// simulated one keeping its targets' versions in the store.
+func DefaultDrivers(st *store.Store) *drivers.Registry {
+	return drivers.NewRegistry(map[string]drivers.Driver{
+		models.DriverScript:    drivers.NewScript(drivers.ScriptOptions{}),
+		models.DriverHTTP:      drivers.NewHTTP(drivers.HTTPOptions{Client: &http.Client{}}),
+		models.DriverSimulated: drivers.NewSimulated(st, drivers.SimulatedOptions{}),
+	})
+}
+
+// New returns a worker on opt.TaskQueue with Transit's workflow and activities registered.
+func New(c client.Client, opt Options) sdkworker.Worker {
+	if opt.TaskQueue == "" {
+		opt.TaskQueue = models.DefaultTaskQueue
+	}
+	if opt.Drivers == nil {
+		opt.Drivers = DefaultDrivers(opt.Store)
+	}
+	if opt.Clock == nil {
+		opt.Clock = activities.RealClock{}
+	}
+	w := sdkworker.New(c, opt.TaskQueue, sdkworker.Options{
+		MaxConcurrentActivityExecutionSize: opt.MaxConcurrentActivities,
+		WorkerStopTimeout:                  10 * time.Second,
+	})
+	Register(w, &activities.Activities{Store: opt.Store, Drivers: opt.Drivers, Clock: opt.Clock, Logger: opt.Logger})
+	return w
+}
+
+// Registry is what Register needs: a worker, or a replayer's registry.
+type Registry interface {
+	RegisterWorkflowWithOptions(w interface{}, options workflow.RegisterOptions)
+	RegisterActivity(a interface{})
+}
+
+// Register registers the deployment workflow under its stable name and the activities.
+func Register(r Registry, acts *activities.Activities) {
+	r.RegisterWorkflowWithOptions(workflows.Deployment, workflow.RegisterOptions{Name: models.WorkflowDeployment})
+	if acts != nil {
+		r.RegisterActivity(acts)
+	}
+}
