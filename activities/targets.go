@@ -261,6 +261,7 @@ func (a *Activities) Observe(ctx context.Context, in ObserveInput) (ObserveResul
 		targets = append(targets, driverTarget(in.Application, in.Environment, *t))
 	}
 	clock := a.clock()
+	prober := drivers.Prober{Now: clock.Now}
 	next := make([]time.Time, len(in.Probes))
 	for i := range next {
 		next[i] = clock.Now()
@@ -275,7 +276,7 @@ func (a *Activities) Observe(ctx context.Context, in ObserveInput) (ObserveResul
 		for i, spec := range in.Probes {
 			if !now.Before(next[i]) {
 				for _, t := range targets {
-					r := drivers.RunProbe(ctx, spec, t, driverRelease(in.Release))
+					r := prober.Run(ctx, spec, t, driverRelease(in.Release))
 					if ctx.Err() != nil {
 						return res, ctx.Err()
 					}

@@ -106,10 +106,9 @@ func seededRand(seed int64, parts ...string) *rand.Rand {
 
 // tailBuffer keeps the last max bytes written to it; safe for concurrent use.
 type tailBuffer struct {
-	mu    sync.Mutex
-	max   int
-	buf   []byte
-	total int64
+	mu  sync.Mutex
+	max int
+	buf []byte
 }
 
 func newTailBuffer(max int) *tailBuffer {
@@ -122,7 +121,6 @@ func newTailBuffer(max int) *tailBuffer {
 func (b *tailBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.total += int64(len(p))
 	if len(p) >= b.max {
 		b.buf = append(b.buf[:0], p[len(p)-b.max:]...)
 		return len(p), nil

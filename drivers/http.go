@@ -140,7 +140,7 @@ func (h *HTTP) Deploy(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	current, err := cl.current(ctx, h, req.Target, 1)
+	current, err := h.current(ctx, cl, req.Target, 1)
 	switch {
 	case ctx.Err() != nil:
 		return Result{}, fmt.Errorf("deploy %s to target %s: %w", req.Release.Version, req.Target.Name, ctx.Err())
@@ -150,10 +150,10 @@ func (h *HTTP) Deploy(ctx context.Context, req Request) (Result, error) {
 	case current != "" && current == req.Release.Version:
 		h.log.InfoContext(ctx, "target already runs the version; deploy skipped",
 			"target", req.Target.Name, "version", current)
-		cl.transcript.Printf("target %s already runs %s; deploy skipped", req.Target.Name, current)
+		cl.transcript.Printf("[deploy] target %s already runs %s; deploy skipped", req.Target.Name, current)
 		return Result{Version: current, Log: cl.transcript.String()}, nil
 	}
-	st, err := cl.change(ctx, h, ActionDeploy, req)
+	st, err := h.change(ctx, cl, ActionDeploy, req)
 	if err != nil {
 		return Result{Log: cl.transcript.String()}, fmt.Errorf("deploy %s to target %s: %w", req.Release.Version, req.Target.Name, err)
 	}
@@ -167,7 +167,7 @@ func (h *HTTP) Rollback(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	st, err := cl.change(ctx, h, ActionRollback, req)
+	st, err := h.change(ctx, cl, ActionRollback, req)
 	if err != nil {
 		return Result{Log: cl.transcript.String()}, fmt.Errorf("roll target %s back to %s: %w", req.Target.Name, req.Release.Version, err)
 	}
@@ -180,7 +180,7 @@ func (h *HTTP) Remove(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if _, err := cl.change(ctx, h, ActionRemove, req); err != nil {
+	if _, err := h.change(ctx, cl, ActionRemove, req); err != nil {
 		return Result{Log: cl.transcript.String()}, fmt.Errorf("remove release from target %s: %w", req.Target.Name, err)
 	}
 	return Result{Version: "", Log: cl.transcript.String()}, nil
@@ -193,7 +193,7 @@ func (h *HTTP) Current(ctx context.Context, t Target) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return cl.current(ctx, h, t, 1+cl.retries)
+	return h.current(ctx, cl, t, 1+cl.retries)
 }
 
 // call is one use of a target's webhook: its config with secrets resolved.
@@ -344,12 +344,12 @@ func (cl *call) payload(action string, req Request) WebhookPayload {
 }
 
 // current asks the webhook for the target's version.
-func (cl *call) current(ctx context.Context, h *HTTP, t Target, attempts int) (string, error) {
+func (h *HTTP) current(ctx context.Context, cl *call, t Target, attempts int) (string, error) {
 	body, err := json.Marshal(cl.payload(ActionCurrent, Request{Target: t}))
 	if err != nil {
 		return "", fmt.Errorf("encode current request: %w", err)
 	}
-	st, err := h.send(ctx, cl, cl.method, cl.cfg.URL, body, "", attempts, nil)
+	st, err := h.send(ctx, cl, exchange{action: ActionCurrent, method: cl.method, url: cl.cfg.URL, body: body}, attempts, nil)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return "", fmt.Errorf("current version of target %s: %w", t.Name, cl.redactErr(err))
@@ -361,12 +361,13 @@ func (cl *call) current(ctx context.Context, h *HTTP, t Target, attempts int) (s
 
 // change calls the webhook for action and, with a status URL, polls it
 // until the change is done.
-func (cl *call) change(ctx context.Context, h *HTTP, action string, req Request) (WebhookStatus, error) {
+func (h *HTTP) change(ctx context.Context, cl *call, action string, req Request) (WebhookStatus, error) {
 	body, err := json.Marshal(cl.payload(action, req))
 	if err != nil {
 		return WebhookStatus{}, fmt.Errorf("encode %s request: %w", action, err)
 	}
-	st, err := h.send(ctx, cl, cl.method, cl.cfg.URL, body, req.IdempotencyKey, 1+cl.retries, req.Progress)
+	ex := exchange{action: action, method: cl.method, url: cl.cfg.URL, body: body, key: req.IdempotencyKey}
+	st, err := h.send(ctx, cl, ex, 1+cl.retries, req.Progress)
 	if err != nil {
 		return st, cl.redactErr(err)
 	}
@@ -403,11 +404,11 @@ func (h *HTTP) pollStatus(ctx context.Context, cl *call, action, statusURL strin
 			return WebhookStatus{}, fmt.Errorf("wait for %s status: %w", action, context.Cause(ctx))
 		case <-ticker.C:
 		}
-		st, retry, err := h.once(ctx, cl, http.MethodGet, statusURL, nil, req.IdempotencyKey)
+		st, retry, err := h.once(ctx, cl, exchange{action: action, method: http.MethodGet, url: statusURL, key: req.IdempotencyKey})
 		switch {
 		case err != nil && retry && failures < cl.retries && ctx.Err() == nil:
 			failures++
-			cl.transcript.Printf("status poll %d: %s (will poll again)", polls, cl.redact(err.Error()))
+			cl.transcript.Printf("[%s] status poll %d failed; polling again", action, polls)
 			continue
 		case err != nil:
 			return st, fmt.Errorf("poll %s status: %w", action, err)
@@ -415,10 +416,10 @@ func (h *HTTP) pollStatus(ctx context.Context, cl *call, action, statusURL strin
 		failures = 0
 		switch st.Status {
 		case WebhookSucceeded:
-			cl.transcript.Printf("status: %s %s", st.Status, cl.redact(st.Message))
+			cl.transcript.Printf("[%s] status %s: %s", action, st.Status, cl.redact(st.Message))
 			return st, nil
 		case WebhookFailed:
-			cl.transcript.Printf("status: %s %s", st.Status, cl.redact(st.Message))
+			cl.transcript.Printf("[%s] status %s: %s", action, st.Status, cl.redact(st.Message))
 			return st, fmt.Errorf("webhook reported %s failed: %s", action, cl.redact(st.Message))
 		}
 		if req.Progress != nil {
@@ -431,12 +432,24 @@ func (h *HTTP) pollStatus(ctx context.Context, cl *call, action, statusURL strin
 	}
 }
 
+// exchange is one request of the driver.
+type exchange struct {
+	// action names it in the transcript.
+	action string
+	method string
+	url    string
+	// body is nil for a GET; it is signed when the target has an hmac_secret.
+	body []byte
+	// key is the Idempotency-Key header, none when "".
+	key string
+}
+
 // send makes a request, retrying 5xx answers and connection errors up to
 // attempts in all, with doubling backoff.
-func (h *HTTP) send(ctx context.Context, cl *call, method, url string, body []byte, key string, attempts int, progress func(string)) (WebhookStatus, error) {
+func (h *HTTP) send(ctx context.Context, cl *call, ex exchange, attempts int, progress func(string)) (WebhookStatus, error) {
 	wait := h.backoff
 	for attempt := 1; ; attempt++ {
-		st, retry, err := h.once(ctx, cl, method, url, body, key)
+		st, retry, err := h.once(ctx, cl, ex)
 		if err == nil {
 			return st, nil
 		}
@@ -446,8 +459,8 @@ func (h *HTTP) send(ctx context.Context, cl *call, method, url string, body []by
 			}
 			return st, err
 		}
-		cl.transcript.Printf("try %d of %d failed: %s; retrying in %s", attempt, attempts, cl.redact(err.Error()), wait)
-		h.log.WarnContext(ctx, "webhook request failed; retrying", "method", method, "url", url,
+		cl.transcript.Printf("[%s] try %d of %d failed; retrying in %s", ex.action, attempt, attempts, wait)
+		h.log.WarnContext(ctx, "webhook request failed; retrying", "action", ex.action, "method", ex.method, "url", ex.url,
 			"try", attempt, "of", attempts, "backoff", wait, "error", cl.redact(err.Error()))
 		if progress != nil {
 			progress(fmt.Sprintf("webhook try %d of %d failed; retrying in %s", attempt, attempts, wait))
@@ -463,7 +476,8 @@ func (h *HTTP) send(ctx context.Context, cl *call, method, url string, body []by
 
 // once makes one request and reads its answer; retry says whether the error
 // is worth another try (a 5xx or a connection error).
-func (h *HTTP) once(ctx context.Context, cl *call, method, url string, body []byte, key string) (WebhookStatus, bool, error) {
+func (h *HTTP) once(ctx context.Context, cl *call, ex exchange) (WebhookStatus, bool, error) {
+	method, url, body := ex.method, ex.url, ex.body
 	rctx, cancel := context.WithTimeout(ctx, cl.timeout)
 	defer cancel()
 	var rd io.Reader
@@ -483,8 +497,8 @@ func (h *HTTP) once(ctx context.Context, cl *call, method, url string, body []by
 			httpReq.Header.Set(SignatureHeader, Sign(cl.hmacKey, body))
 		}
 	}
-	if key != "" {
-		httpReq.Header.Set(IdempotencyKeyHeader, key)
+	if ex.key != "" {
+		httpReq.Header.Set(IdempotencyKeyHeader, ex.key)
 	}
 	start := time.Now()
 	resp, err := h.client.Do(httpReq)
@@ -496,18 +510,18 @@ func (h *HTTP) once(ctx context.Context, cl *call, method, url string, body []by
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("%w after %s: %w", ErrTimeout, cl.timeout, err)
 		}
-		cl.transcript.Printf("%s", cl.redact(err.Error()))
+		cl.transcript.Printf("[%s] %s", ex.action, cl.redact(err.Error()))
 		return WebhookStatus{}, true, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 	if err != nil {
-		cl.transcript.Printf("%s %s: %s, reading the body failed", method, url, resp.Status)
+		cl.transcript.Printf("[%s] %s %s: %s, reading the body failed", ex.action, method, url, resp.Status)
 		return WebhookStatus{}, true, fmt.Errorf("%s %s: read answer: %w", method, url, err)
 	}
 	clean := cl.redact(snippet(raw))
-	cl.transcript.Printf("%s %s: %s in %s %s", method, url, resp.Status, time.Since(start).Round(time.Millisecond), clean)
-	h.log.DebugContext(ctx, "webhook answered", "method", method, "url", url, "status", resp.StatusCode)
+	cl.transcript.Printf("[%s] %s %s: %s in %s: %s", ex.action, method, url, resp.Status, time.Since(start).Round(10*time.Microsecond), clean)
+	h.log.DebugContext(ctx, "webhook answered", "action", ex.action, "method", method, "url", url, "status", resp.StatusCode)
 	switch {
 	case resp.StatusCode >= 500:
 		return WebhookStatus{}, true, fmt.Errorf("%s %s answered %s: %s", method, url, resp.Status, clean)

@@ -408,7 +408,8 @@ func TestHTTPPollsStatusURL(t *testing.T) {
 	}
 	require.Equal(t, 3, polls)
 	require.Equal(t, []string{"deploy running for 0s: step 1 of 3", "deploy running for 0s: step 2 of 3"}, p.all())
-	require.Contains(t, res.Log, "status: succeeded done")
+	require.Contains(t, res.Log, "[deploy] status succeeded: done")
+	require.Contains(t, res.Log, "[current] POST "+wh.server.URL+"/deploy: 200 OK")
 }
 
 func TestHTTPStatusReportsFailure(t *testing.T) {

@@ -30,9 +30,9 @@ const (
 )
 
 var statusTransitions = map[Status][]Status{
-	StatusPlanning:         {StatusAwaitingApproval, StatusRejected, StatusCancelled, StatusFailed},
-	StatusAwaitingApproval: {StatusQueued, StatusScheduled, StatusRejected, StatusExpired, StatusCancelled, StatusFailed},
-	StatusQueued:           {StatusScheduled, StatusCancelled, StatusFailed},
+	StatusPlanning:         {StatusQueued, StatusAwaitingApproval, StatusRejected, StatusCancelled, StatusFailed},
+	StatusQueued:           {StatusAwaitingApproval, StatusRejected, StatusCancelled, StatusFailed},
+	StatusAwaitingApproval: {StatusScheduled, StatusRejected, StatusExpired, StatusCancelled, StatusFailed},
 	StatusScheduled:        {StatusDeploying, StatusCancelled, StatusFailed},
 	StatusDeploying:        {StatusPaused, StatusValidating, StatusRollingBack, StatusEarlyLifeSupport, StatusCompleted, StatusFailed},
 	StatusPaused:           {StatusDeploying, StatusRollingBack, StatusFailed},

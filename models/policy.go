@@ -301,6 +301,9 @@ func (p *Policy) Validate() error {
 			v.Add(f+".name", "%q appears twice", pr.Name)
 		}
 		names[pr.Name] = true
+		if pr.Type == ProbeHTTP && (pr.Threshold <= 0 || pr.Threshold > 1) {
+			v.Add(f+".threshold", "an http probe needs a threshold between 0 and 1: the lowest success ratio that passes, e.g. 0.95")
+		}
 		if pr.Interval.D() < time.Second {
 			v.Add(f+".interval", "must be at least 1s")
 		}

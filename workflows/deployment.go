@@ -301,24 +301,19 @@ func (s *stopRequest) String() string {
 // ---- the run
 
 func (d *deployment) run(ctx workflow.Context) (models.DeploymentResult, error) {
-	var pr activities.PlanResult
-	err := workflow.ExecuteActivity(planCtx(ctx), a.Plan, d.in).Get(ctx, &pr)
-	if err != nil {
-		var appErr *temporal.ApplicationError
-		switch {
-		case isCancel(ctx, err):
-			return d.finish(ctx, models.StatusCancelled, "cancelled while planning")
-		case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeEntryCriteria:
-			d.plan = pr.Plan
-			return d.finish(ctx, models.StatusRejected, appErr.Message())
-		case errors.As(err, &appErr):
-			d.plan = pr.Plan
-			return d.finish(ctx, models.StatusFailed, "planning failed: "+appErr.Message())
-		}
-		return d.finish(ctx, models.StatusFailed, "planning failed: "+err.Error())
+	if status, outcome := d.planStep(ctx); status != "" {
+		return d.finish(ctx, status, outcome)
 	}
-	d.plan = pr.Plan
-	d.release = activities.ReleaseRef{ID: d.in.ReleaseID, Version: pr.Plan.ReleaseVersion, Artifacts: pr.Artifacts}
+	if len(d.plan.AheadInQueue) > 0 {
+		// Wait for the earlier deployments, then plan again: what runs on
+		// the targets, and so the scenario and the risk, may have changed.
+		if !d.awaitLane(ctx) {
+			return d.finishStopped(ctx, "before its turn came")
+		}
+		if status, outcome := d.planStep(ctx); status != "" {
+			return d.finish(ctx, status, outcome)
+		}
+	}
 	waves := len(d.plan.Waves)
 	d.transition(ctx, models.StatusAwaitingApproval, fmt.Sprintf("planned %s of %s: %d targets in %d waves, risk %s (%d)",
 		d.plan.Scenario, d.plan.ReleaseVersion, d.targetCount(), waves, d.plan.Risk.Level, d.plan.Risk.Score),
@@ -328,9 +323,6 @@ func (d *deployment) run(ctx workflow.Context) (models.DeploymentResult, error) 
 
 	if status, outcome := d.awaitApproval(ctx); status != "" {
 		return d.finish(ctx, status, outcome)
-	}
-	if !d.awaitLane(ctx) {
-		return d.finishStopped(ctx, "before its turn came")
 	}
 	if !d.awaitSchedule(ctx) {
 		return d.finishStopped(ctx, "before its rollout started")
@@ -346,6 +338,28 @@ func (d *deployment) run(ctx workflow.Context) (models.DeploymentResult, error) 
 		return d.rollback(ctx)
 	}
 	return d.observe(ctx)
+}
+
+// planStep runs the planning activity. It returns "" on success, else the
+// final status and why.
+func (d *deployment) planStep(ctx workflow.Context) (models.Status, string) {
+	var pr activities.PlanResult
+	err := workflow.ExecuteActivity(planCtx(ctx), a.Plan, d.in).Get(ctx, &pr)
+	if err != nil {
+		var appErr *temporal.ApplicationError
+		switch {
+		case isCancel(ctx, err):
+			return models.StatusCancelled, "cancelled while planning"
+		case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypeEntryCriteria:
+			return models.StatusRejected, appErr.Message()
+		case errors.As(err, &appErr):
+			return models.StatusFailed, "planning failed: " + appErr.Message()
+		}
+		return models.StatusFailed, "planning failed: " + err.Error()
+	}
+	d.plan = pr.Plan
+	d.release = activities.ReleaseRef{ID: d.in.ReleaseID, Version: pr.Plan.ReleaseVersion, Artifacts: pr.Artifacts}
+	return "", ""
 }
 
 // awaitApproval waits for a quorum, a rejection, an abort or the expiry.
@@ -383,6 +397,7 @@ func (d *deployment) awaitApproval(ctx workflow.Context) (models.Status, string)
 func (d *deployment) awaitLane(ctx workflow.Context) bool {
 	in := activities.LaneInput{DeploymentID: d.in.DeploymentID, ApplicationID: d.in.ApplicationID, EnvironmentID: d.in.EnvironmentID}
 	for {
+		d.laneFree = false // before asking, so that a signal sent meanwhile is not lost
 		var ahead []string
 		if err := workflow.ExecuteActivity(recordCtx(ctx), a.LaneAhead, in).Get(ctx, &ahead); err != nil {
 			return false
@@ -392,9 +407,9 @@ func (d *deployment) awaitLane(ctx workflow.Context) bool {
 		}
 		if d.status != models.StatusQueued {
 			d.transition(ctx, models.StatusQueued, fmt.Sprintf("waiting for %d earlier deployment(s) of %s to %s: %s",
-				len(ahead), d.plan.Application, d.plan.Environment, strings.Join(ahead, ", ")), nil)
+				len(ahead), d.plan.Application, d.plan.Environment, strings.Join(ahead, ", ")),
+				func(r *activities.RecordInput) { r.Plan, r.Scenario = &d.plan, &d.plan.Scenario })
 		}
-		d.laneFree = false
 		if _, err := workflow.AwaitWithTimeout(ctx, laneRecheck, func() bool { return d.laneFree || d.stop != nil }); err != nil || d.stop != nil {
 			return false
 		}
