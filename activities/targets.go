@@ -272,42 +272,51 @@ func (a *Activities) Observe(ctx context.Context, in ObserveInput) (ObserveResul
 		if !now.Before(in.Until) || len(in.Probes) == 0 {
 			return res, nil
 		}
-		wake := in.Until
 		for i, spec := range in.Probes {
-			if !now.Before(next[i]) {
-				for _, t := range targets {
-					r := prober.Run(ctx, spec, t, driverRelease(in.Release))
-					if ctx.Err() != nil {
-						return res, ctx.Err()
-					}
-					res.Runs++
-					if r.Passed {
-						res.Passed++
-						continue
-					}
-					breach := fmt.Sprintf("probe %s failed on %s: %s", spec.Name, t.Name, r.Message)
-					if in.StopOnBreach {
-						res.Breached, res.Breach = true, breach
-						return res, nil
-					}
-					if !incidents[spec.Name] {
-						incidents[spec.Name] = true
-						inc := &models.Incident{ID: "inc_" + in.DeploymentID + "_" + spec.Name, DeploymentID: in.DeploymentID,
-							Severity: in.IncidentSeverity, Title: breach, Source: "probe:" + spec.Name}
-						if err := a.Store.CreateIncident(ctx, actor(in.DeploymentID), inc); err != nil {
-							return res, err
-						}
-						res.Incidents++
-					}
-				}
-				next[i] = now.Add(spec.Interval.D())
+			if now.Before(next[i]) {
+				continue
 			}
-			if next[i].Before(wake) {
-				wake = next[i]
+			for _, t := range targets {
+				r := prober.Run(ctx, spec, t, driverRelease(in.Release))
+				if ctx.Err() != nil {
+					return res, ctx.Err()
+				}
+				res.Runs++
+				if r.Passed {
+					res.Passed++
+					continue
+				}
+				breach := fmt.Sprintf("probe %s failed on %s: %s", spec.Name, t.Name, r.Message)
+				if in.StopOnBreach {
+					res.Breached, res.Breach = true, breach
+					return res, nil
+				}
+				if !incidents[spec.Name] {
+					incidents[spec.Name] = true
+					inc := &models.Incident{ID: "inc_" + in.DeploymentID + "_" + spec.Name, DeploymentID: in.DeploymentID,
+						Severity: in.IncidentSeverity, Title: breach, Source: "probe:" + spec.Name}
+					if err := a.Store.CreateIncident(ctx, actor(in.DeploymentID), inc); err != nil {
+						return res, err
+					}
+					res.Incidents++
+				}
+			}
+			// Fixed rate: every interval from the start, not from the end of
+			// the last run, so the count of runs does not drift; a run that
+			// fell more than an interval behind is not made up for.
+			next[i] = next[i].Add(spec.Interval.D())
+			if next[i].Before(now) {
+				next[i] = now.Add(spec.Interval.D())
 			}
 		}
 		heartbeat(ctx, res)
-		if err := clock.Sleep(ctx, wake.Sub(now)); err != nil {
+		wake := in.Until
+		for _, n := range next {
+			if n.Before(wake) {
+				wake = n
+			}
+		}
+		if err := clock.Sleep(ctx, wake.Sub(clock.Now())); err != nil {
 			return res, err
 		}
 	}

@@ -57,7 +57,7 @@ type stack struct {
 	worker    sdkworker.Worker
 	taskQueue string
 	dbURL     string
-	server    *httptest.Server
+	baseURL   string
 	admin     string
 }
 
@@ -88,9 +88,10 @@ func newStack(t *testing.T, opt stackOptions) *stack {
 		require.NoError(t, s.worker.Start())
 		t.Cleanup(s.worker.Stop)
 	}
-	s.server = httptest.NewServer(api.NewRouter(api.Options{Store: st, Temporal: s.temporal, Logger: logger,
+	srv := httptest.NewServer(api.NewRouter(api.Options{Store: st, Temporal: s.temporal, Logger: logger,
 		TaskQueue: s.taskQueue, Namespace: "default", TemporalUIURL: "http://localhost:8233"}))
-	t.Cleanup(s.server.Close)
+	t.Cleanup(srv.Close)
+	s.baseURL = srv.URL
 	s.admin = s.issueToken("admin", models.GroupAdmin)
 	return s
 }
@@ -159,7 +160,7 @@ func (s *stack) call(method, path, token string, body any, headers ...string) re
 		require.NoError(s.t, err)
 		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, s.server.URL+path, rd)
+	req, err := http.NewRequest(method, s.baseURL+path, rd)
 	require.NoError(s.t, err)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
