@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
 )
 
 func TestCatalogOverHTTP(t *testing.T) {
@@ -19,7 +18,7 @@ func TestCatalogOverHTTP(t *testing.T) {
 
 	env := s.must(201, "POST", "/api/v1/environments", map[string]any{"application_id": "payments", "name": "prod", "position": 2,
 		"policy": map[string]any{"approvals_required": 2, "approver_groups": []string{"release-managers"},
-			"strategy": map[string]any{"kind": "canary", "steps": []any{1, "25%", "100%"}, "bake": "5m"},
+			"strategy":           map[string]any{"kind": "canary", "steps": []any{1, "25%", "100%"}, "bake": "5m"},
 			"validation_checks":  []map[string]any{{"name": "health", "type": "http", "config": map[string]any{"url": "https://{{.Target.Name}}.example/health", "expect_status": 200}}},
 			"observation_probes": []map[string]any{{"name": "errors", "type": "prometheus", "interval": "1m", "threshold": 0.01, "config": map[string]any{"url": "http://prom:9090", "query": "rate(errors[5m])", "comparison": "<"}}}}})
 	envID := env.str("id")
