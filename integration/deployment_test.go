@@ -95,6 +95,7 @@ func TestDeploymentHappyPathTwoApprovers(t *testing.T) {
 	n := s.historyLength(models.WorkflowIDFor(id))
 	t.Logf("history of a 10-target canary deployment (3 waves, 2 approvals, checks, PONR, ELS with probes): %d events", n)
 	fmt.Printf("FIGURE history_events_10_target_canary=%d\n", n)
+	s.saveHistory(id, "happy_path")
 	require.Less(t, n, 400)
 
 	// A vote after the fact is refused with the reason.
@@ -145,6 +146,7 @@ func TestApprovalRules(t *testing.T) {
 	require.Equal(t, 200, r.Status, r.Raw)
 	d := s.waitStatus(id, 30*time.Second, models.StatusRejected)
 	require.Contains(t, d.str("deployment", "outcome"), "not during the sale")
+	s.saveHistory(id, "rejected")
 
 	// A Signal vote from a real approver counts (operators on the CLI).
 	id2 := s.deploy(rm, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
@@ -163,6 +165,7 @@ func TestApprovalExpires(t *testing.T) {
 	id := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
 	d := s.waitStatus(id, 30*time.Second, models.StatusExpired)
 	require.Contains(t, d.str("deployment", "outcome"), "0 of 1 approvals")
+	s.saveHistory(id, "expired")
 }
 
 // A failing validation rolls every deployed target back to its last known
@@ -185,6 +188,7 @@ func TestFailingValidationRollsBack(t *testing.T) {
 	require.Equal(t, "upgrade", d.str("deployment", "scenario"))
 	require.Contains(t, d.str("deployment", "outcome"), "validation failed")
 	require.Contains(t, d.str("deployment", "outcome"), "4 target(s) rolled back")
+	s.saveHistory(second, "rollback_before_ponr")
 
 	ctx := context.Background()
 	states, err := s.store.TargetStates(ctx, c.targets)
@@ -240,6 +244,7 @@ func TestControls(t *testing.T) {
 	d := s.waitStatus(id, 60*time.Second, models.StatusCompletedWithIssues, models.StatusCompleted)
 	require.Equal(t, string(models.StatusCompletedWithIssues), d.str("deployment", "status"))
 	require.Contains(t, d.str("deployment", "outcome"), "checkout latency up")
+	s.saveHistory(id, "incident_after_ponr")
 
 	// Abort during the rollout of the next release: rolled back.
 	id2 := s.deploy(s.admin, map[string]any{"release": c.releases["1.1.0"], "environment": c.env})
@@ -309,6 +314,7 @@ func TestDecommission(t *testing.T) {
 	d := s.waitStatus(id, 60*time.Second, models.StatusCompleted, models.StatusFailed, models.StatusRolledBack)
 	require.Equal(t, string(models.StatusCompleted), d.str("deployment", "status"), d.str("deployment", "outcome"))
 	require.Contains(t, d.str("deployment", "outcome"), "data retained: true")
+	s.saveHistory(id, "decommission")
 	states, err := s.store.TargetStates(context.Background(), c.targets)
 	require.NoError(t, err)
 	for _, tid := range c.targets {

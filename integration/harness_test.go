@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/transit-hq/transit/activities"
@@ -264,4 +266,27 @@ func (s *stack) historyLength(workflowID string) int {
 		n++
 	}
 	return n
+}
+
+// saveHistory writes the workflow's history to testdata/histories/NAME.json
+// when TRANSIT_SAVE_HISTORIES=1, for the replay tests in workflows/. The
+// saved files are committed; regenerate them only on purpose, since they
+// are what proves that running deployments still replay.
+func (s *stack) saveHistory(deploymentID, name string) {
+	s.t.Helper()
+	if os.Getenv("TRANSIT_SAVE_HISTORIES") != "1" {
+		return
+	}
+	it := s.temporal.GetWorkflowHistory(context.Background(), models.WorkflowIDFor(deploymentID), "", false, 0)
+	var hist historypb.History
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(s.t, err)
+		hist.Events = append(hist.Events, ev)
+	}
+	raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&hist)
+	require.NoError(s.t, err)
+	require.NoError(s.t, os.MkdirAll("../testdata/histories", 0o755))
+	require.NoError(s.t, os.WriteFile("../testdata/histories/"+name+".json", raw, 0o644))
+	s.t.Logf("saved the history of %s as testdata/histories/%s.json (%d events)", deploymentID, name, len(hist.Events))
 }

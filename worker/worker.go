@@ -61,16 +61,19 @@ func New(c client.Client, opt Options) sdkworker.Worker {
 	return w
 }
 
-// Registry is what Register needs: a worker, or a replayer's registry.
+// Registry is what Register needs: a worker, or a workflow replayer.
 type Registry interface {
 	RegisterWorkflowWithOptions(w interface{}, options workflow.RegisterOptions)
+}
+
+type activityRegistry interface {
 	RegisterActivity(a interface{})
 }
 
 // Register registers the deployment workflow under its stable name and the activities.
 func Register(r Registry, acts *activities.Activities) {
 	r.RegisterWorkflowWithOptions(workflows.Deployment, workflow.RegisterOptions{Name: models.WorkflowDeployment})
-	if acts != nil {
-		r.RegisterActivity(acts)
+	if ar, ok := r.(activityRegistry); ok && acts != nil {
+		ar.RegisterActivity(acts)
 	}
 }
