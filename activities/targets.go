@@ -69,7 +69,8 @@ func (a *Activities) DeployTarget(ctx context.Context, in TargetInput) (TargetRe
 	if err := a.Store.SetTargetCurrent(ctx, t.ID, in.Release.ID, res.Version, in.DeploymentID); err != nil {
 		return TargetResult{}, err
 	}
-	a.markTarget(ctx, in, models.TargetDeployed, tail(res.Log))
+	a.markTarget(ctx, in, models.TargetDeployed, "now runs "+res.Version)
+	a.logEvent(ctx, in, "deploy", res.Log)
 	return TargetResult{Version: res.Version, LastKnownGood: lkg, Log: tail(res.Log)}, nil
 }
 
@@ -98,6 +99,7 @@ func (a *Activities) RollbackTarget(ctx context.Context, in TargetInput) (Target
 		msg = "first install rolled back: release removed"
 	}
 	a.markTarget(ctx, in, models.TargetRolledBack, msg)
+	a.logEvent(ctx, in, "rollback", res.Log)
 	return TargetResult{Version: res.Version, Log: tail(res.Log)}, nil
 }
 
@@ -122,6 +124,7 @@ func (a *Activities) RemoveTarget(ctx context.Context, in TargetInput) (TargetRe
 		msg = "removed; data retained"
 	}
 	a.markTarget(ctx, in, models.TargetRemoved, msg)
+	a.logEvent(ctx, in, "remove", res.Log)
 	return TargetResult{Version: "", LastKnownGood: in.Release, Log: tail(res.Log)}, nil
 }
 
@@ -206,6 +209,17 @@ func (a *Activities) markTarget(ctx context.Context, in TargetInput, status, mes
 		Wave: in.Wave, Status: status, FromVersion: in.Target.CurrentVersion, ToVersion: in.Release.Version, Message: message}
 	if err := a.Store.UpsertDeploymentTargets(ctx, []models.DeploymentTarget{row}); err != nil {
 		a.log().WarnContext(ctx, "record target state", "deployment", in.DeploymentID, "target", in.Target.Name, "err", err)
+	}
+}
+
+// logEvent puts the tail of a driver's output on the deployment's timeline, once per step.
+func (a *Activities) logEvent(ctx context.Context, in TargetInput, action, log string) {
+	if strings.TrimSpace(log) == "" {
+		return
+	}
+	ev := models.DeploymentEvent{Type: "target_log", Message: fmt.Sprintf("%s on %s:\n%s", action, in.Target.Name, tail(log))}
+	if err := a.Store.AppendEvent(ctx, in.DeploymentID, "log/"+in.Key, ev); err != nil {
+		a.log().WarnContext(ctx, "record driver output", "deployment", in.DeploymentID, "target", in.Target.Name, "err", err)
 	}
 }
 

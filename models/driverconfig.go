@@ -363,7 +363,7 @@ func validateURL(v *ValidationError, field, raw string, templated bool) {
 			v.Add(field, "is not a valid template: %v", err)
 			return
 		}
-		check = templateMarkRe.ReplaceAllString(raw, "x")
+		check = templateMarkRe.ReplaceAllString(raw, "1") // a stand-in that parses as host or port
 	}
 	u, err := url.Parse(check)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

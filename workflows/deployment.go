@@ -17,6 +17,10 @@ import (
 // a references the activities by method; the worker registers the real struct.
 var a *activities.Activities
 
+// changeWaveChecks names the workflow change that runs the validation checks
+// after each wave (workflow.GetVersion).
+const changeWaveChecks = "wave-checks"
+
 // laneRecheck is how often a queued deployment looks again whether its turn
 // came, in case a lane_free signal was lost.
 const laneRecheck = 2 * time.Minute
@@ -67,6 +71,9 @@ type deployment struct {
 	outcome   string
 	step      int
 	laneFree  bool
+	// waveChecks: this run has the change that checks each wave (and says
+	// so on the timeline); older runs replay without it.
+	waveChecks bool
 }
 
 // setup registers the query, the updates (each with a validator) and the
@@ -474,6 +481,13 @@ func (d *deployment) execute(ctx workflow.Context) bool {
 			d.progress(ctx, fmt.Sprintf("wave %d: %d target(s) failed, within max_failures %d: %s",
 				i+1, len(failed), strategy.MaxFailures, strings.Join(failed, "; ")), nil)
 		}
+		// The wave's checks run on its targets before the next wave goes:
+		// a bad release stops at the first wave. (Version 1 of the workflow;
+		// deployments started before it skip them.)
+		d.waveChecks = workflow.GetVersion(ctx, changeWaveChecks, workflow.DefaultVersion, 1) >= 1
+		if d.waveChecks && d.plan.Scenario != models.ScenarioDecommission && !d.runChecks(ctx, fmt.Sprintf("wave %d", i+1), d.deployedIn(wave)) {
+			return false
+		}
 		if i < len(d.plan.Waves)-1 && strategy.Bake > 0 {
 			d.progress(ctx, fmt.Sprintf("baking %s after wave %d", strategy.Bake.D(), i+1), nil)
 			if _, err := workflow.AwaitWithTimeout(ctx, strategy.Bake.D(), func() bool { return d.stop != nil }); err != nil {
@@ -582,11 +596,18 @@ func (d *deployment) waitForWindow(ctx workflow.Context) bool {
 func (d *deployment) validate(ctx workflow.Context) bool {
 	checks := d.plan.Policy.ValidationChecks
 	d.transition(ctx, models.StatusValidating, fmt.Sprintf("running %d validation check(s) on %d targets", len(checks), d.targetCount()), nil)
-	if len(checks) == 0 {
+	return d.runChecks(ctx, "validation", d.allTargets())
+}
+
+// runChecks runs the validation checks on targets in parallel. It returns
+// false, with d.stop saying why, when one fails.
+func (d *deployment) runChecks(ctx workflow.Context, what string, targets []models.PlanTarget) bool {
+	checks := d.plan.Policy.ValidationChecks
+	if len(checks) == 0 || len(targets) == 0 {
 		return d.stop == nil
 	}
-	var failed []string
-	d.parallel(ctx, d.allTargets(), false, func(t models.PlanTarget) workflow.Future {
+	var failed, passed []string
+	d.parallel(ctx, targets, false, func(t models.PlanTarget) workflow.Future {
 		return workflow.ExecuteActivity(validateCtx(ctx), a.ValidateTarget,
 			activities.ValidateInput{TargetInput: d.targetInput(t, d.waveOf(t), d.release, "validate"), Checks: checks})
 	}, func(t models.PlanTarget, f workflow.Future) {
@@ -598,6 +619,8 @@ func (d *deployment) validate(ctx workflow.Context) bool {
 		for _, r := range res.Results {
 			if !r.Passed {
 				failed = append(failed, fmt.Sprintf("%s: check %s: %s", t.Name, r.Name, r.Message))
+			} else {
+				passed = append(passed, fmt.Sprintf("%s: %s", t.Name, r.Name))
 			}
 		}
 	})
@@ -605,9 +628,27 @@ func (d *deployment) validate(ctx workflow.Context) bool {
 		d.stop = &stopRequest{Kind: "cancel", By: "temporal", Reason: "the workflow was cancelled"}
 	}
 	if len(failed) > 0 && d.stop == nil {
-		d.stop = &stopRequest{Kind: "failure", Reason: "validation failed: " + strings.Join(failed, "; ")}
+		d.stop = &stopRequest{Kind: "failure", Reason: what + " failed: " + strings.Join(failed, "; ")}
+	}
+	if d.stop == nil && d.waveChecks {
+		slices.Sort(passed)
+		d.progress(ctx, fmt.Sprintf("%s checks passed (%s)", what, strings.Join(passed, ", ")), nil)
 	}
 	return d.stop == nil
+}
+
+// deployedIn returns the wave's targets that were deployed (have a compensation).
+func (d *deployment) deployedIn(wave []models.PlanTarget) []models.PlanTarget {
+	var out []models.PlanTarget
+	for _, t := range wave {
+		for _, c := range d.comps {
+			if c.Target.ID == t.ID {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // observe runs early life support: until the point of no return a breach

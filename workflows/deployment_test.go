@@ -377,7 +377,7 @@ func (s *deploymentSuite) TestValidationFailureRollsBack() {
 	}
 	res := s.run(input())
 	s.Equal(models.StatusRolledBack, res.Status)
-	s.Contains(res.Outcome, "validation failed: c: check smoke: HTTP 500")
+	s.Contains(res.Outcome, "wave 2 failed: c: check smoke: HTTP 500", "the wave's checks stop it before validation")
 	s.Len(s.rollbacks, 4)
 }
 
