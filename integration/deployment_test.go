@@ -174,7 +174,7 @@ func TestFailingValidationRollsBack(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	policy := quickPolicy()
 	policy.PointOfNoReturn, policy.EarlyLifeSupport = models.Duration(time.Second), models.Duration(time.Second)
-	policy.Strategy = models.Strategy{Kind: models.StrategyRolling, Batch: 2}
+	policy.Strategy = models.Strategy{Kind: models.StrategyAllAtOnce}
 	policy.ValidationChecks = []models.CheckSpec{{Name: "version", Type: models.CheckSimulated, Tries: 1,
 		Config: json.RawMessage(`{"fail_versions":["2.0.0"]}`)}}
 	c := s.seed("prod", 4, policy, "", "1.0.0", "2.0.0")

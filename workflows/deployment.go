@@ -481,11 +481,14 @@ func (d *deployment) execute(ctx workflow.Context) bool {
 			d.progress(ctx, fmt.Sprintf("wave %d: %d target(s) failed, within max_failures %d: %s",
 				i+1, len(failed), strategy.MaxFailures, strings.Join(failed, "; ")), nil)
 		}
-		// The wave's checks run on its targets before the next wave goes:
-		// a bad release stops at the first wave. (Version 1 of the workflow;
-		// deployments started before it skip them.)
+		// Between waves, the wave's checks run on its targets before the
+		// next wave goes: a bad release stops at the first wave. After the
+		// last wave the validation stage checks every target. (Version 1 of
+		// the workflow; deployments started before it skip them.)
 		d.waveChecks = workflow.GetVersion(ctx, changeWaveChecks, workflow.DefaultVersion, 1) >= 1
-		if d.waveChecks && d.plan.Scenario != models.ScenarioDecommission && !d.runChecks(ctx, fmt.Sprintf("wave %d", i+1), d.deployedIn(wave)) {
+		last := i == len(d.plan.Waves)-1
+		if d.waveChecks && !last && d.plan.Scenario != models.ScenarioDecommission &&
+			!d.runChecks(ctx, fmt.Sprintf("wave %d", i+1), d.deployedIn(wave)) {
 			return false
 		}
 		if i < len(d.plan.Waves)-1 && strategy.Bake > 0 {

@@ -377,8 +377,20 @@ func (s *deploymentSuite) TestValidationFailureRollsBack() {
 	}
 	res := s.run(input())
 	s.Equal(models.StatusRolledBack, res.Status)
-	s.Contains(res.Outcome, "wave 2 failed: c: check smoke: HTTP 500", "the wave's checks stop it before validation")
+	s.Contains(res.Outcome, "validation failed: c: check smoke: HTTP 500")
 	s.Len(s.rollbacks, 4)
+}
+
+func (s *deploymentSuite) TestWaveCheckStopsTheRolloutBeforeTheNextWave() {
+	s.validateFn = func(in activities.ValidateInput) (activities.ValidateResult, error) {
+		ok := in.Target.Name != "a"
+		return activities.ValidateResult{Passed: ok, Results: []drivers.CheckResult{{Name: "smoke", Passed: ok, Message: "HTTP 503"}}}, nil
+	}
+	res := s.run(input())
+	s.Equal(models.StatusRolledBack, res.Status)
+	s.Contains(res.Outcome, "wave 1 failed: a: check smoke: HTTP 503")
+	s.ElementsMatch([]string{"a", "b"}, s.deployed, "wave 2 never started")
+	s.ElementsMatch([]string{"a", "b"}, s.rollbacks)
 }
 
 func (s *deploymentSuite) TestBreachBeforePONRRollsBack() {
