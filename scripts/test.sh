@@ -24,7 +24,10 @@ fi
 
 start=$(date +%s)
 go vet ./... || exit 1
-go test -count=1 -timeout 20m "$@" ./...
-rc=$?
-echo "make test: go test exited $rc after $(( $(date +%s) - start ))s"
-exit $rc
+go build -o bin/testreport ./internal/testreport || exit 1
+# -json through testreport: package results, failures in full, which real
+# servers were used, the figures measured, and "N passed, N failed".
+go test -json -count=1 -timeout 20m "$@" ./... | ./bin/testreport
+rc=("${PIPESTATUS[@]}")
+echo "make test: go test exited ${rc[0]}, report ${rc[1]}, after $(( $(date +%s) - start ))s"
+[ "${rc[0]}" = 0 ] && [ "${rc[1]}" = 0 ]

@@ -27,6 +27,13 @@ Usage:
                                 (bootstrap an admin for 'transit server')
   transit version               print the version
 
+Client verbs (talk to a running API: --url / $TRANSIT_URL, --token / $TRANSIT_TOKEN):
+  transit release create --app NAME --version V --artifact NAME=IMAGE [--criterion K=V]
+  transit deploy --app NAME --version V --env ENV [--strategy JSON] [--reason TEXT] [--watch]
+  transit approve ID [--comment TEXT]     transit reject ID [--comment TEXT]
+  transit status ID                       transit watch ID
+  transit pause|resume|abort|rollback ID [--reason TEXT]
+
 Run 'transit COMMAND --help' for a command's flags.
 `
 
@@ -62,6 +69,18 @@ func run(ctx context.Context, args []string) error {
 		return runMigrate(ctx, args[1:])
 	case "tokens":
 		return runTokens(ctx, args[1:])
+	case "deploy":
+		return runDeploy(ctx, args[1:])
+	case "approve", "reject":
+		return runVote(ctx, args[0], args[1:])
+	case "pause", "resume", "abort", "rollback":
+		return runControl(ctx, args[0], args[1:])
+	case "status":
+		return runStatus(ctx, args[1:])
+	case "watch":
+		return runWatch(ctx, args[1:])
+	case "release":
+		return runRelease(ctx, args[1:])
 	case "version", "--version":
 		fmt.Println("transit", version)
 		return nil
