@@ -207,11 +207,21 @@ func TestDevDemoEndToEnd(t *testing.T) {
 	require.Len(t, apps, 1)
 	require.Len(t, s.must(200, "GET", "/api/v1/environments?application_id=storefront", nil).items(), 3)
 
-	r := s.must(201, "POST", "/api/v1/deployments", map[string]any{"application": "storefront", "version": "1.0.0", "environment": "dev", "reason": "demo"})
-	id := r.str("deployment", "id")
-	require.Contains(t, r.str("temporal_ui"), fmt.Sprintf("localhost:%d", uiPort))
-	d := s.waitStatus(id, 2*time.Minute, models.StatusCompleted, models.StatusCompletedWithIssues, models.StatusFailed, models.StatusRolledBack)
+	// One more command deploys the demo: the CLI, following it to the end.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cli := exec.CommandContext(ctx, transitBinary(t), "deploy", "--app", "storefront", "--version", "1.0.0", "--env", "dev",
+		"--reason", "demo", "--watch", "--url", s.baseURL, "--token", s.admin)
+	out, err := cli.CombinedOutput()
+	require.NoError(t, err, "transit deploy --watch:\n%s", out)
+	for _, want := range []string{"submitted", "awaiting_approval", "deploying", "early_life_support", "status:   completed", "handed over"} {
+		require.Contains(t, string(out), want)
+	}
+	id := strings.Fields(string(out))[1]
+	require.True(t, strings.HasPrefix(id, "dep_"), string(out))
+	d := s.must(200, "GET", "/api/v1/deployments/"+id, nil)
 	require.Equal(t, string(models.StatusCompleted), d.str("deployment", "status"), d.str("deployment", "outcome"))
+	require.Contains(t, d.str("temporal_ui"), fmt.Sprintf("localhost:%d", uiPort))
 
 	// The Web UI answers on its port.
 	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", uiPort), 2*time.Second)
