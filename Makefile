@@ -38,7 +38,7 @@ bin/workflowcheck:
 	GOBIN=$(CURDIR)/bin $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
 
 .PHONY: bench
-bench: bin/temporal ## benchmarks against a real dev server; prints figures and ratios
+bench: bin/temporal ## benchmarks (integration/bench_test.go) against a real dev server; figures and ratios
 	./scripts/bench.sh
 
 .PHONY: clean

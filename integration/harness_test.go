@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 // stack is one Transit installation: its own Postgres database, task
 // queue, worker and API server, on the shared Temporal dev server.
 type stack struct {
-	t         *testing.T
+	t         testing.TB
 	store     *store.Store
 	temporal  client.Client
 	worker    sdkworker.Worker
@@ -71,7 +71,7 @@ type stackOptions struct {
 
 var queueSeq atomic.Int64
 
-func newStack(t *testing.T, opt stackOptions) *stack {
+func newStack(t testing.TB, opt stackOptions) *stack {
 	t.Helper()
 	testenv.RequireTemporal(t)
 	dbURL := testenv.PostgresURL(t)

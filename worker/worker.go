@@ -26,7 +26,7 @@ type Options struct {
 	// Clock defaults to the wall clock; tests and benchmarks may speed up
 	// early life support with a faster one.
 	Clock activities.Clock
-	// Drivers defaults to DefaultDrivers(Store).
+	// Drivers defaults to DefaultDrivers(Store, Logger).
 	Drivers *drivers.Registry
 	// MaxConcurrentActivities bounds the activities this worker runs at once (0: SDK default).
 	MaxConcurrentActivities int
@@ -34,11 +34,11 @@ type Options struct {
 
 // DefaultDrivers returns the script, http and simulated drivers, the
 // simulated one keeping its targets' versions in the store.
-func DefaultDrivers(st *store.Store) *drivers.Registry {
+func DefaultDrivers(st *store.Store, logger *slog.Logger) *drivers.Registry {
 	return drivers.NewRegistry(map[string]drivers.Driver{
-		models.DriverScript:    drivers.NewScript(drivers.ScriptOptions{}),
-		models.DriverHTTP:      drivers.NewHTTP(drivers.HTTPOptions{Client: &http.Client{}}),
-		models.DriverSimulated: drivers.NewSimulated(st, drivers.SimulatedOptions{}),
+		models.DriverScript:    drivers.NewScript(drivers.ScriptOptions{Logger: logger}),
+		models.DriverHTTP:      drivers.NewHTTP(drivers.HTTPOptions{Client: &http.Client{}, Logger: logger}),
+		models.DriverSimulated: drivers.NewSimulated(st, drivers.SimulatedOptions{Logger: logger}),
 	})
 }
 
@@ -48,7 +48,7 @@ func New(c client.Client, opt Options) sdkworker.Worker {
 		opt.TaskQueue = models.DefaultTaskQueue
 	}
 	if opt.Drivers == nil {
-		opt.Drivers = DefaultDrivers(opt.Store)
+		opt.Drivers = DefaultDrivers(opt.Store, opt.Logger)
 	}
 	if opt.Clock == nil {
 		opt.Clock = activities.RealClock{}
