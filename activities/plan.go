@@ -83,7 +83,7 @@ func (a *Activities) Plan(ctx context.Context, in models.DeploymentInput) (PlanR
 
 	// Entry criteria.
 	failed := []string{}
-	for _, k := range sortedKeys(rel.EntryCriteria.V) {
+	for _, k := range models.SortedKeys(rel.EntryCriteria.V) {
 		c := models.Criterion{Name: k, Value: rel.EntryCriteria.V[k], Passed: true}
 		if criterionFails(c.Value) {
 			c.Passed, c.Reason = false, fmt.Sprintf("%q is not a passing value", c.Value)
@@ -368,7 +368,7 @@ func majorJump(from map[string]string, to string) string {
 	if !ok {
 		return ""
 	}
-	for _, k := range sortedKeys(from) {
+	for _, k := range models.SortedKeys(from) {
 		if fm, ok := semverMajor(from[k]); ok && fm != toMajor {
 			return fmt.Sprintf("major version change: %s to %s", from[k], to)
 		}
@@ -383,13 +383,4 @@ func semverMajor(v string) (int, bool) {
 	major, _, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
 	n, err := strconv.Atoi(major)
 	return n, err == nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

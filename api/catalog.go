@@ -48,6 +48,18 @@ func (h *Handler) resolveApplication(c *gin.Context, field, idOrName string) (st
 	return app.ID, nil
 }
 
+// resolveApplicationFilter lets a list's application_id filter name the
+// application instead.
+func (h *Handler) resolveApplicationFilter(c *gin.Context, o store.ListOptions) error {
+	ref := o.Filters["application_id"]
+	if ref == "" {
+		return nil
+	}
+	id, err := h.resolveApplication(c, "application_id", ref)
+	o.Filters["application_id"] = id
+	return err
+}
+
 // --- applications
 
 // CreateApplicationRequest is the body of POST /applications.
@@ -147,12 +159,8 @@ func (h *Handler) getEnvironment(c *gin.Context) {
 
 func (h *Handler) listEnvironments(c *gin.Context) {
 	listHandler(h, func(c *gin.Context, o store.ListOptions) (store.Page[models.Environment], error) {
-		if ref := o.Filters["application_id"]; ref != "" {
-			id, err := h.resolveApplication(c, "application_id", ref)
-			if err != nil {
-				return store.Page[models.Environment]{}, err
-			}
-			o.Filters["application_id"] = id
+		if err := h.resolveApplicationFilter(c, o); err != nil {
+			return store.Page[models.Environment]{}, err
 		}
 		return h.store.ListEnvironments(c, o)
 	}, "application_id", "name")(c)
@@ -273,12 +281,8 @@ func (h *Handler) getRelease(c *gin.Context) {
 
 func (h *Handler) listReleases(c *gin.Context) {
 	listHandler(h, func(c *gin.Context, o store.ListOptions) (store.Page[models.Release], error) {
-		if ref := o.Filters["application_id"]; ref != "" {
-			id, err := h.resolveApplication(c, "application_id", ref)
-			if err != nil {
-				return store.Page[models.Release]{}, err
-			}
-			o.Filters["application_id"] = id
+		if err := h.resolveApplicationFilter(c, o); err != nil {
+			return store.Page[models.Release]{}, err
 		}
 		return h.store.ListReleases(c, o)
 	}, "application_id", "version")(c)

@@ -232,12 +232,8 @@ func (h *Handler) getDeployment(c *gin.Context) {
 
 func (h *Handler) listDeployments(c *gin.Context) {
 	listHandler(h, func(c *gin.Context, o store.ListOptions) (store.Page[models.Deployment], error) {
-		if ref := o.Filters["application_id"]; ref != "" {
-			id, err := h.resolveApplication(c, "application_id", ref)
-			if err != nil {
-				return store.Page[models.Deployment]{}, err
-			}
-			o.Filters["application_id"] = id
+		if err := h.resolveApplicationFilter(c, o); err != nil {
+			return store.Page[models.Deployment]{}, err
 		}
 		return h.store.ListDeployments(c, o)
 	}, "application_id", "environment_id", "release_id", "status", "requested_by")(c)

@@ -147,7 +147,10 @@ func (h *Handler) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	level := slog.LevelInfo
-	if c.Writer.Status() >= 500 {
+	switch {
+	case c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/readyz":
+		level = slog.LevelDebug // probes every few seconds; /readyz says what is down
+	case c.Writer.Status() >= 500:
 		level = slog.LevelError
 	}
 	attrs := []any{"method", c.Request.Method, "path", c.Request.URL.Path, "status", c.Writer.Status(),

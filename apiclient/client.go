@@ -45,6 +45,11 @@ func (e *Error) Error() string {
 
 // Do sends body (nil for none) to method path and decodes the answer into out (nil to drop it).
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	return c.DoWithHeaders(ctx, method, path, nil, body, out)
+}
+
+// DoWithHeaders is Do with extra request headers (such as Idempotency-Key).
+func (c *Client) DoWithHeaders(ctx context.Context, method, path string, headers map[string]string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
@@ -60,6 +65,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	req.Header.Set("Content-Type", "application/json")
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {

@@ -205,7 +205,7 @@ func (c *ScriptConfig) validate(v *ValidationError) {
 	if c.Timeout < 0 || c.Timeout.D() > 24*time.Hour {
 		v.Add("timeout", "must be between 0 and 24h")
 	}
-	for _, k := range sortedKeys(c.Env) {
+	for _, k := range SortedKeys(c.Env) {
 		if !envNameRe.MatchString(k) || strings.HasPrefix(k, "TRANSIT_") {
 			v.Add("env", "%q must be a variable name that does not start with TRANSIT_", k)
 		}
@@ -222,12 +222,12 @@ func (c *HTTPConfig) validate(v *ValidationError) {
 	default:
 		v.Add("method", "%q must be POST, PUT or PATCH", c.Method)
 	}
-	for _, k := range sortedKeys(c.SecretHeaders) {
+	for _, k := range SortedKeys(c.SecretHeaders) {
 		if err := c.SecretHeaders[k].Validate(); err != nil {
 			v.Add("secret_headers."+k, "%s", err.Error())
 		}
 	}
-	for _, k := range sortedKeys(c.Headers) {
+	for _, k := range SortedKeys(c.Headers) {
 		if strings.EqualFold(k, "Authorization") {
 			v.Add("headers."+k, "a credential must not be stored in plain headers: use secret_headers with env: or file:")
 		}
@@ -373,7 +373,8 @@ func validateURL(v *ValidationError, field, raw string, templated bool) {
 
 var templateMarkRe = regexp.MustCompile(`\{\{[^}]*\}\}`)
 
-func sortedKeys[V any](m map[string]V) []string {
+// SortedKeys returns the keys of m in order, for deterministic iteration.
+func SortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -49,6 +49,17 @@ func (f clientFlags) client() (*apiclient.Client, error) {
 	return apiclient.New(*f.url, token), nil
 }
 
+// parse parses a verb's flags and its positional argument, and returns a
+// client of the API.
+func (f clientFlags) parse(fs *flag.FlagSet, args []string, positional string) (string, *apiclient.Client, error) {
+	arg, err := parseVerb(fs, args, positional)
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := f.client()
+	return arg, c, err
+}
+
 // parseVerb parses flags that may come before or after the one positional
 // argument (the deployment id).
 func parseVerb(fs *flag.FlagSet, args []string, positional string) (string, error) {
@@ -89,10 +100,7 @@ func runDeploy(ctx context.Context, args []string) error {
 	reason := fs.String("reason", "", "why this change")
 	key := fs.String("idempotency-key", "", "repeat-safe key: the same key returns the same deployment")
 	watch := fs.Bool("watch", false, "follow the deployment until it ends")
-	if _, err := parseVerb(fs, args, ""); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.parse(fs, args, "")
 	if err != nil {
 		return err
 	}
@@ -105,13 +113,11 @@ func runDeploy(ctx context.Context, args []string) error {
 		body["not_before"] = *notBefore
 	}
 	var out apiclient.Deployment
-	req := c.Do
+	var headers map[string]string
 	if *key != "" {
-		req = func(ctx context.Context, method, path string, body, out any) error {
-			return doWithHeader(ctx, c, method, path, body, out, "Idempotency-Key", *key)
-		}
+		headers = map[string]string{"Idempotency-Key": *key}
 	}
-	if err := req(ctx, http.MethodPost, "/api/v1/deployments", body, &out); err != nil {
+	if err := c.DoWithHeaders(ctx, http.MethodPost, "/api/v1/deployments", headers, body, &out); err != nil {
 		return err
 	}
 	fmt.Printf("deployment %s submitted: %s of %s to %s\n  status:      %s\n  temporal UI: %s\n",
@@ -121,27 +127,6 @@ func runDeploy(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("follow it with: transit watch %s\n", out.Deployment.ID)
 	return nil
-}
-
-func doWithHeader(ctx context.Context, c *apiclient.Client, method, path string, body, out any, k, v string) error {
-	hc := *c
-	base := c.HTTP.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	hc.HTTP = &http.Client{Timeout: c.HTTP.Timeout, Transport: headerTransport{base: base, k: k, v: v}}
-	return hc.Do(ctx, method, path, body, out)
-}
-
-type headerTransport struct {
-	base http.RoundTripper
-	k, v string
-}
-
-func (t headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set(t.k, t.v)
-	return t.base.RoundTrip(r)
 }
 
 func orDash(s string) string {
@@ -155,11 +140,7 @@ func runVote(ctx context.Context, decision string, args []string) error {
 	fs := flag.NewFlagSet(decision, flag.ContinueOnError)
 	cf := newClientFlags(fs)
 	comment := fs.String("comment", "", "a comment for the record")
-	id, err := parseVerb(fs, args, "DEPLOYMENT_ID")
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	id, c, err := cf.parse(fs, args, "DEPLOYMENT_ID")
 	if err != nil {
 		return err
 	}
@@ -176,11 +157,7 @@ func runControl(ctx context.Context, name string, args []string) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	cf := newClientFlags(fs)
 	reason := fs.String("reason", "", "why")
-	id, err := parseVerb(fs, args, "DEPLOYMENT_ID")
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	id, c, err := cf.parse(fs, args, "DEPLOYMENT_ID")
 	if err != nil {
 		return err
 	}
@@ -195,11 +172,7 @@ func runControl(ctx context.Context, name string, args []string) error {
 func runStatus(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	cf := newClientFlags(fs)
-	id, err := parseVerb(fs, args, "DEPLOYMENT_ID")
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	id, c, err := cf.parse(fs, args, "DEPLOYMENT_ID")
 	if err != nil {
 		return err
 	}
@@ -248,11 +221,7 @@ func firstLine(s string) string {
 func runWatch(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
 	cf := newClientFlags(fs)
-	id, err := parseVerb(fs, args, "DEPLOYMENT_ID")
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	id, c, err := cf.parse(fs, args, "DEPLOYMENT_ID")
 	if err != nil {
 		return err
 	}
@@ -288,10 +257,7 @@ func runRelease(ctx context.Context, args []string) error {
 	var artifacts, criteria multiFlag
 	fs.Var(&artifacts, "artifact", "NAME=IMAGE (with a ':' or '/') or NAME=VERSION; repeatable")
 	fs.Var(&criteria, "criterion", "entry criterion KEY=VALUE, e.g. tests=passed; repeatable")
-	if _, err := parseVerb(fs, args[1:], ""); err != nil {
-		return err
-	}
-	c, err := cf.client()
+	_, c, err := cf.parse(fs, args[1:], "")
 	if err != nil {
 		return err
 	}

@@ -42,18 +42,25 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func runServer(ctx context.Context, args []string) error {
-	if err := parseFlags(flag.NewFlagSet("server", flag.ContinueOnError), args); err != nil {
-		return err
+// production parses a production command's flags, reads the configuration
+// and opens the database (migrating it). The caller closes the store.
+func production(ctx context.Context, fs *flag.FlagSet, args []string) (config.Config, *slog.Logger, *store.Store, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return config.Config{}, nil, nil, err
 	}
 	cfg, logger, err := loadConfig()
 	if err != nil {
-		return err
+		return cfg, nil, nil, err
 	}
 	if err := cfg.RequireDatabase(); err != nil {
-		return err
+		return cfg, nil, nil, err
 	}
 	st, err := store.Open(ctx, cfg.DatabaseURL, logger)
+	return cfg, logger, st, err
+}
+
+func runServer(ctx context.Context, args []string) error {
+	cfg, logger, st, err := production(ctx, flag.NewFlagSet("server", flag.ContinueOnError), args)
 	if err != nil {
 		return err
 	}
@@ -68,17 +75,7 @@ func runServer(ctx context.Context, args []string) error {
 }
 
 func runWorker(ctx context.Context, args []string) error {
-	if err := parseFlags(flag.NewFlagSet("worker", flag.ContinueOnError), args); err != nil {
-		return err
-	}
-	cfg, logger, err := loadConfig()
-	if err != nil {
-		return err
-	}
-	if err := cfg.RequireDatabase(); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.DatabaseURL, logger)
+	cfg, logger, st, err := production(ctx, flag.NewFlagSet("worker", flag.ContinueOnError), args)
 	if err != nil {
 		return err
 	}
@@ -100,17 +97,7 @@ func runWorker(ctx context.Context, args []string) error {
 }
 
 func runMigrate(ctx context.Context, args []string) error {
-	if err := parseFlags(flag.NewFlagSet("migrate", flag.ContinueOnError), args); err != nil {
-		return err
-	}
-	cfg, logger, err := loadConfig()
-	if err != nil {
-		return err
-	}
-	if err := cfg.RequireDatabase(); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.DatabaseURL, logger)
+	_, _, st, err := production(ctx, flag.NewFlagSet("migrate", flag.ContinueOnError), args)
 	if err != nil {
 		return err
 	}
@@ -131,17 +118,7 @@ func runTokens(ctx context.Context, args []string) error {
 	subject := fs.String("subject", "", "who the token acts as (required)")
 	groups := fs.String("groups", "", "comma-separated groups, e.g. admin,approvers")
 	desc := fs.String("description", "", "what the token is for")
-	if err := parseFlags(fs, args[1:]); err != nil {
-		return err
-	}
-	cfg, logger, err := loadConfig()
-	if err != nil {
-		return err
-	}
-	if err := cfg.RequireDatabase(); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.DatabaseURL, logger)
+	_, _, st, err := production(ctx, fs, args[1:])
 	if err != nil {
 		return err
 	}
