@@ -21,9 +21,14 @@ var a *activities.Activities
 // after each wave (workflow.GetVersion).
 const changeWaveChecks = "wave-checks"
 
-// laneRecheck is how often a queued deployment looks again whether its turn
-// came, in case a lane_free signal was lost.
-const laneRecheck = 2 * time.Minute
+// A queued deployment is woken by a lane_free signal from the one ahead. In
+// case that signal is lost, it also looks again after laneRecheck, doubling
+// up to laneRecheckMax, so that a wait of a day adds a few dozen events to
+// the history, not thousands.
+const (
+	laneRecheck    = 2 * time.Minute
+	laneRecheckMax = time.Hour
+)
 
 // Deployment is the deployment workflow: plan, approval, lane, schedule,
 // waves, validation, point of no return and early life support, with
@@ -403,7 +408,7 @@ func (d *deployment) awaitApproval(ctx workflow.Context) (models.Status, string)
 // the same environment is active: first in, first out, never interleaved.
 func (d *deployment) awaitLane(ctx workflow.Context) bool {
 	in := activities.LaneInput{DeploymentID: d.in.DeploymentID, ApplicationID: d.in.ApplicationID, EnvironmentID: d.in.EnvironmentID}
-	for {
+	for recheck := laneRecheck; ; recheck = min(2*recheck, laneRecheckMax) {
 		d.laneFree = false // before asking, so that a signal sent meanwhile is not lost
 		var ahead []string
 		if err := workflow.ExecuteActivity(recordCtx(ctx), a.LaneAhead, in).Get(ctx, &ahead); err != nil {
@@ -417,7 +422,7 @@ func (d *deployment) awaitLane(ctx workflow.Context) bool {
 				len(ahead), d.plan.Application, d.plan.Environment, strings.Join(ahead, ", ")),
 				func(r *activities.RecordInput) { r.Plan, r.Scenario = &d.plan, &d.plan.Scenario })
 		}
-		if _, err := workflow.AwaitWithTimeout(ctx, laneRecheck, func() bool { return d.laneFree || d.stop != nil }); err != nil || d.stop != nil {
+		if _, err := workflow.AwaitWithTimeout(ctx, recheck, func() bool { return d.laneFree || d.stop != nil }); err != nil || d.stop != nil {
 			return false
 		}
 	}

@@ -318,6 +318,27 @@ func (s *deploymentSuite) TestWaitsForTheLaneThenPlansAgain() {
 	s.GreaterOrEqual(startedAt.Sub(start), 30*time.Second)
 }
 
+func (s *deploymentSuite) TestLostLaneSignalIsCoveredByRechecks() {
+	s.plan.AheadInQueue = []string{"dep_0"}
+	start := s.env.Now()
+	var checks []time.Duration
+	s.laneFn = func(activities.LaneInput) ([]string, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		elapsed := s.env.Now().Sub(start)
+		checks = append(checks, elapsed)
+		if elapsed < 5*time.Minute {
+			return []string{"dep_0"}, nil // the one ahead ends at 5 min and its signal is lost
+		}
+		return nil, nil
+	}
+	res := s.run(input())
+	s.Equal(models.StatusCompleted, res.Status)
+	s.Require().Len(checks, 3)
+	s.Equal([]time.Duration{0, laneRecheck, 3 * laneRecheck}, []time.Duration{checks[0].Round(time.Second),
+		checks[1].Round(time.Second), checks[2].Round(time.Second)}, "re-checks back off: 2 min, then 4 min")
+}
+
 func (s *deploymentSuite) TestNotBeforeAndChangeWindow() {
 	// Starts no earlier than not_before, then waits for the window.
 	s.env.SetStartTime(time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)) // a Monday
