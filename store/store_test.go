@@ -264,3 +264,25 @@ func TestTokens(t *testing.T) {
 		require.ErrorIs(t, err, models.ErrInvalid)
 	})
 }
+
+// Concurrent writers on Postgres keep the audit chain whole: appends are
+// serialised, so no two rows share a predecessor.
+func TestConcurrentWritesKeepTheChain(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, testenv.PostgresURL(t))
+	const writers = 16
+	errs := make(chan error, writers)
+	for i := 0; i < writers; i++ {
+		go func(i int) {
+			errs <- s.CreateApplication(ctx, store.Actor{Subject: fmt.Sprintf("w%d", i)},
+				&models.Application{Name: fmt.Sprintf("concurrent-%d", i), OwnerTeam: "x"})
+		}(i)
+	}
+	for i := 0; i < writers; i++ {
+		require.NoError(t, <-errs)
+	}
+	rep, err := s.VerifyAudit(ctx)
+	require.NoError(t, err)
+	require.True(t, rep.OK, rep.Reason)
+	require.EqualValues(t, writers, rep.HeadSeq)
+}
