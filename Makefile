@@ -12,7 +12,7 @@ help: ## list the targets
 
 bin/temporal: ## build the pinned Temporal CLI (dev server + Web UI) from source, once
 	@mkdir -p bin
-	@echo "building temporal CLI $(TEMPORAL_CLI_VERSION) from source (6-8 minutes the first time, then cached)..."
+	@echo "building temporal CLI $(TEMPORAL_CLI_VERSION) from source (about 4-5 minutes on 2 cores the first time, then cached)..."
 	GOBIN=$(CURDIR)/bin $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION)
 
 .PHONY: build

@@ -224,3 +224,32 @@ func heartbeat(ctx context.Context, details ...any) {
 		activity.RecordHeartbeat(ctx, details...)
 	}
 }
+
+// keepAliveEvery is how often keepAlive heartbeats: well inside the
+// shortest heartbeat timeout the workflow sets (15 s).
+const keepAliveEvery = 5 * time.Second
+
+// keepAlive heartbeats until the returned stop is called, so that an
+// activity blocked in one long driver call (an HTTP request, a script, a
+// check with several tries) is seen alive, and learns of its cancellation.
+func keepAlive(ctx context.Context) (stop func()) {
+	if !activity.IsActivity(ctx) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(keepAliveEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
+}

@@ -25,6 +25,7 @@ type PlanResult struct {
 // and that every target answers, scores the risk, and finds the deployments
 // ahead in the lane. Problems with the request are non-retryable.
 func (a *Activities) Plan(ctx context.Context, in models.DeploymentInput) (PlanResult, error) {
+	defer keepAlive(ctx)()
 	app, err := a.Store.GetApplication(ctx, in.ApplicationID)
 	if err != nil {
 		return PlanResult{}, a.planErr(err)

@@ -46,6 +46,7 @@ type TargetResult struct {
 // heartbeats and an idempotency key, and returns the target's last known
 // good release for the compensation stack.
 func (a *Activities) DeployTarget(ctx context.Context, in TargetInput) (TargetResult, error) {
+	defer keepAlive(ctx)()
 	t, d, err := a.target(ctx, in)
 	if err != nil {
 		return TargetResult{}, err
@@ -77,9 +78,18 @@ func (a *Activities) DeployTarget(ctx context.Context, in TargetInput) (TargetRe
 // RollbackTarget returns a target to its last known good release, or
 // removes the release when there is none (a first install).
 func (a *Activities) RollbackTarget(ctx context.Context, in TargetInput) (TargetResult, error) {
+	defer keepAlive(ctx)()
 	t, d, err := a.target(ctx, in)
 	if err != nil {
 		return TargetResult{}, err
+	}
+	if in.Release.ID != "" && in.Release.Version == "" {
+		// The workflow knows the last known good by id only.
+		rel, err := a.Store.GetRelease(ctx, in.Release.ID)
+		if err != nil {
+			return TargetResult{}, a.planErr(err)
+		}
+		in.Release = ReleaseRef{ID: rel.ID, Version: rel.Version, Artifacts: rel.Artifacts.V}
 	}
 	var res drivers.Result
 	if in.Release.ID == "" {
@@ -106,6 +116,7 @@ func (a *Activities) RollbackTarget(ctx context.Context, in TargetInput) (Target
 // RemoveTarget takes the release off a target (decommission), passing
 // retain_data to the driver.
 func (a *Activities) RemoveTarget(ctx context.Context, in TargetInput) (TargetResult, error) {
+	defer keepAlive(ctx)()
 	t, d, err := a.target(ctx, in)
 	if err != nil {
 		return TargetResult{}, err
@@ -143,6 +154,7 @@ type ValidateResult struct {
 // ValidateTarget runs every validation check on one target (each with its
 // own timeout and tries).
 func (a *Activities) ValidateTarget(ctx context.Context, in ValidateInput) (ValidateResult, error) {
+	defer keepAlive(ctx)()
 	t, _, err := a.target(ctx, in.TargetInput)
 	if err != nil {
 		return ValidateResult{}, err
@@ -193,13 +205,16 @@ func driverRelease(r ReleaseRef) drivers.Release {
 	return drivers.Release{ID: r.ID, Version: r.Version, Artifacts: r.Artifacts}
 }
 
-// driverErr keeps a driver's error retryable unless the activity was
-// cancelled; the retry policy bounds the attempts.
+// driverErr makes a driver's error final: each driver retries what is worth
+// retrying (the http driver on 5xx and connection errors), and running a
+// failed script or webhook again is not Transit's call. A worker that dies
+// mid-step is another matter: its heartbeat stops and Temporal retries the
+// step, which the idempotency key makes safe.
 func (a *Activities) driverErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return fmt.Errorf("driver: %w", err)
+	return nonRetryable(ErrTypeDriver, err, "%v", err)
 }
 
 // markTarget records a target's state in the deployment; a failure to
@@ -323,15 +338,26 @@ func (a *Activities) Observe(ctx context.Context, in ObserveInput) (ObserveResul
 				next[i] = now.Add(spec.Interval.D())
 			}
 		}
-		heartbeat(ctx, res)
 		wake := in.Until
 		for _, n := range next {
 			if n.Before(wake) {
 				wake = n
 			}
 		}
-		if err := clock.Sleep(ctx, wake.Sub(clock.Now())); err != nil {
-			return res, err
+		// Sleep in short steps, heartbeating each: a probe interval may be
+		// longer than the heartbeat timeout, and a cancellation only arrives
+		// with a heartbeat.
+		for rest := wake.Sub(clock.Now()); ; rest = wake.Sub(clock.Now()) {
+			heartbeat(ctx, res)
+			if rest <= 0 {
+				break
+			}
+			if err := clock.Sleep(ctx, min(rest, observeHeartbeatEvery)); err != nil {
+				return res, err
+			}
 		}
 	}
 }
+
+// observeHeartbeatEvery bounds Observe's sleeps between heartbeats.
+const observeHeartbeatEvery = 10 * time.Second

@@ -2,6 +2,9 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -85,7 +88,7 @@ func (h *Handler) createDeployment(c *gin.Context) {
 	d := &models.Deployment{ApplicationID: in.ApplicationID, EnvironmentID: in.EnvironmentID, ReleaseID: in.ReleaseID,
 		ReleaseVersion: rel.Version, Scenario: in.Scenario, Strategy: models.NewJSON(in.Strategy), NotBefore: in.NotBefore,
 		RetainData: in.RetainData, Reason: in.Reason}
-	d, created, err := h.store.CreateDeployment(c, actor(c), d, key)
+	d, created, err := h.store.CreateDeployment(c, actor(c), d, store.IdempotencyKey{Key: key, RequestHash: requestHash(in)})
 	if err != nil {
 		h.fail(c, err)
 		return
@@ -93,11 +96,6 @@ func (h *Handler) createDeployment(c *gin.Context) {
 	status := http.StatusCreated
 	if !created {
 		status = http.StatusOK
-		if d.ReleaseID != in.ReleaseID || d.EnvironmentID != in.EnvironmentID {
-			h.fail(c, &apiError{status: http.StatusConflict, code: CodeConflict,
-				message: fmt.Sprintf("Idempotency-Key %q was used for deployment %s of another release or environment: use a new key", key, d.ID)})
-			return
-		}
 		if d.Status.Terminal() {
 			c.JSON(status, DeploymentResponse{Deployment: d, WorkflowID: d.WorkflowID, TemporalUI: h.uiLink(d.WorkflowID)})
 			return
@@ -118,19 +116,45 @@ func (h *Handler) createDeployment(c *gin.Context) {
 		StaticDetails: fmt.Sprintf("Deployment %s requested by %s.\n\nReason: %s\n\nTransit API: /api/v1/deployments/%s",
 			d.ID, d.RequestedBy, orNone(in.Reason), d.ID),
 	}
-	if _, err := h.temporal.ExecuteWorkflow(c, opts, models.WorkflowDeployment, in); err != nil {
-		var started *serviceerror.WorkflowExecutionAlreadyStarted
-		if !errors.As(err, &started) {
-			msg := "the deployment could not be started because Temporal did not answer: " + err.Error()
+	if err := h.start(c, opts, in); err != nil {
+		msg := "the deployment could not be started because Temporal did not answer: " + err.Error()
+		if created {
+			// Nothing runs it: end it, and free its key for a retry.
 			if ferr := h.store.FailDeploymentStart(context.WithoutCancel(c), actor(c), d.ID, msg); ferr != nil {
 				h.log.ErrorContext(c, "mark deployment failed", "deployment", d.ID, "err", ferr)
 			}
-			h.fail(c, &apiError{status: http.StatusServiceUnavailable, code: CodeUnavailable,
-				message: msg + "; nothing was deployed, try again when Temporal is reachable"})
-			return
+			msg += "; nothing was deployed, try again when Temporal is reachable"
+		} else {
+			msg += "; deployment " + d.ID + " is kept: repeat the request with the same Idempotency-Key to start it"
 		}
+		h.fail(c, &apiError{status: http.StatusServiceUnavailable, code: CodeUnavailable, message: msg})
+		return
 	}
 	c.JSON(status, DeploymentResponse{Deployment: d, WorkflowID: d.WorkflowID, TemporalUI: h.uiLink(d.WorkflowID)})
+}
+
+// start starts the deployment's workflow, once: a workflow that already
+// runs (a repeated request, or a start whose answer was lost) is success.
+func (h *Handler) start(c *gin.Context, opts client.StartWorkflowOptions, in models.DeploymentInput) error {
+	_, err := h.temporal.ExecuteWorkflow(c, opts, models.WorkflowDeployment, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err == nil || errors.As(err, &started) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c), 5*time.Second)
+	defer cancel()
+	if _, derr := h.temporal.DescribeWorkflowExecution(ctx, opts.ID, ""); derr == nil {
+		return nil
+	}
+	return err
+}
+
+// requestHash fingerprints what a deployment request asks for, so that an
+// Idempotency-Key reused for a different request is refused.
+func requestHash(in models.DeploymentInput) string {
+	b, _ := json.Marshal(in)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func orNone(s string) string {
@@ -376,6 +400,10 @@ func (h *Handler) updateErr(d *models.Deployment, err error) error {
 		return &apiError{status: status, code: code, message: appErr.Message()}
 	case errors.As(err, &notFound):
 		return fmt.Errorf("deployment %s is not running any more: %w", d.ID, models.ErrConflict)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &apiError{status: http.StatusServiceUnavailable, code: CodeUnavailable,
+			message: fmt.Sprintf("the deployment's workflow did not answer within 30s; the request may still take effect: check GET /api/v1/deployments/%s before repeating it", d.ID)}
 	}
 	return &apiError{status: http.StatusServiceUnavailable, code: CodeUnavailable,
 		message: fmt.Sprintf("the deployment's workflow did not answer: %v; try again", err)}

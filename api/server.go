@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
@@ -25,6 +27,7 @@ type Temporal interface {
 	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
 	UpdateWorkflow(ctx context.Context, options client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error)
 	QueryWorkflow(ctx context.Context, workflowID, runID, queryType string, args ...any) (converter.EncodedValue, error)
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
 }
 
 // Handler holds what every handler needs. No globals.
@@ -66,7 +69,7 @@ func NewRouter(opt Options) http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	r.Use(h.requestID, h.accessLog, h.recoverPanic)
+	r.Use(h.requestID, h.accessLog, h.recoverPanic, h.saneInput)
 	r.NoRoute(h.notFoundRoute)
 	r.NoMethod(h.methodNotAllowed)
 
@@ -83,17 +86,10 @@ func NewRouter(opt Options) http.Handler {
 	v1.PATCH("/applications/:id", h.updateApplication)
 	v1.DELETE("/applications/:id", h.deleteApplication)
 
-	v1.POST("/environments", h.createEnvironment)
 	v1.GET("/environments", h.listEnvironments)
 	v1.GET("/environments/:id", h.getEnvironment)
-	v1.PATCH("/environments/:id", h.updateEnvironment)
-	v1.DELETE("/environments/:id", h.deleteEnvironment)
-
-	v1.POST("/targets", h.createTarget)
 	v1.GET("/targets", h.listTargets)
 	v1.GET("/targets/:id", h.getTarget)
-	v1.PATCH("/targets/:id", h.updateTarget)
-	v1.DELETE("/targets/:id", h.deleteTarget)
 
 	v1.POST("/releases", h.createRelease)
 	v1.GET("/releases", h.listReleases)
@@ -115,7 +111,16 @@ func NewRouter(opt Options) http.Handler {
 	v1.GET("/audit", h.listAudit)
 	v1.GET("/audit/verify", h.verifyAudit)
 
+	// Environments (their policies: approvals, checks) and targets (the
+	// commands and URLs the workers run) are the platform's to set: an
+	// admin token. Roles and team scoping come later.
 	admin := v1.Group("", h.requireAdmin)
+	admin.POST("/environments", h.createEnvironment)
+	admin.PATCH("/environments/:id", h.updateEnvironment)
+	admin.DELETE("/environments/:id", h.deleteEnvironment)
+	admin.POST("/targets", h.createTarget)
+	admin.PATCH("/targets/:id", h.updateTarget)
+	admin.DELETE("/targets/:id", h.deleteTarget)
 	admin.POST("/tokens", h.createToken)
 	admin.GET("/tokens", h.listTokens)
 	admin.DELETE("/tokens/:id", h.revokeToken)
@@ -174,6 +179,26 @@ func (h *Handler) recoverPanic(c *gin.Context) {
 	c.Next()
 }
 
+// saneInput refuses path and query values that are not UTF-8: the database
+// would refuse them later, as an error of its own.
+func (h *Handler) saneInput(c *gin.Context) {
+	for _, p := range c.Params {
+		if !utf8.ValidString(p.Value) {
+			h.fail(c, badRequest("the path is not valid UTF-8"))
+			return
+		}
+	}
+	for k, vs := range c.Request.URL.Query() {
+		for _, v := range append(vs, k) {
+			if !utf8.ValidString(v) {
+				h.fail(c, badRequest("the query string is not valid UTF-8"))
+				return
+			}
+		}
+	}
+	c.Next()
+}
+
 // authenticate requires a valid bearer token and sets the principal.
 func (h *Handler) authenticate(c *gin.Context) {
 	auth := c.GetHeader("Authorization")
@@ -196,7 +221,7 @@ func (h *Handler) authenticate(c *gin.Context) {
 func (h *Handler) requireAdmin(c *gin.Context) {
 	if p, _ := principal(c); !p.IsAdmin() {
 		h.fail(c, &apiError{status: http.StatusForbidden, code: CodeForbidden,
-			message: "this needs a token of the admin group; ask an admin to issue one"})
+			message: "this needs a token of the admin group (environments, targets and tokens are the platform's to set); ask an admin"})
 		return
 	}
 	c.Next()

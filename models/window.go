@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // the same zones on every worker: window times are workflow state
 )
 
 // NextOpen returns the first moment at or after t when a rollout may run:
@@ -70,10 +71,11 @@ func (w ChangeWindow) openAt(t time.Time) (time.Time, bool) {
 		if !w.hasDay(day.Weekday()) {
 			continue
 		}
-		start := day.Add(time.Duration(startMin) * time.Minute)
-		end := day.Add(time.Duration(endMin) * time.Minute)
+		// Wall-clock times of that day, right on days when the clocks change.
+		start := time.Date(day.Year(), day.Month(), day.Day(), startMin/60, startMin%60, 0, 0, loc)
+		end := time.Date(day.Year(), day.Month(), day.Day(), endMin/60, endMin%60, 0, 0, loc)
 		if !end.After(start) {
-			end = end.Add(24 * time.Hour)
+			end = time.Date(day.Year(), day.Month(), day.Day()+1, endMin/60, endMin%60, 0, 0, loc)
 		}
 		if !t.Before(start) && t.Before(end) {
 			return time.Time{}, true

@@ -35,7 +35,6 @@ const (
 type kind struct {
 	name    string // as the audit log and errors name it
 	table   string
-	order   string   // extra order before id, if any
 	filters []string // columns a list may filter on
 	refs    []ref    // who refers to a row of this kind
 }
@@ -49,7 +48,7 @@ var (
 	kindApplication = kind{name: "application", table: "applications",
 		filters: []string{"name", "owner_team"},
 		refs:    []ref{{"environments", "application_id", "environment"}, {"releases", "application_id", "release"}, {"deployments", "application_id", "deployment"}}}
-	kindEnvironment = kind{name: "environment", table: "environments", order: "application_id, position",
+	kindEnvironment = kind{name: "environment", table: "environments",
 		filters: []string{"application_id", "name"},
 		refs:    []ref{{"targets", "environment_id", "target"}, {"deployments", "environment_id", "deployment"}}}
 	kindTarget = kind{name: "target", table: "targets",

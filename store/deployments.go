@@ -18,46 +18,79 @@ var kindDeployment = kind{name: "deployment", table: "deployments",
 
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
+// IdempotencyKey is a client's key for a request, and the fingerprint of
+// that request.
+type IdempotencyKey struct {
+	Key         string
+	RequestHash string
+}
+
+// errKeyRace: another request inserted the same key meanwhile.
+var errKeyRace = errors.New("idempotency key inserted concurrently")
+
 // CreateDeployment stores a submitted deployment. With an idempotency key,
 // a repeated request by the same subject returns the first deployment and
-// created=false.
-func (s *Store) CreateDeployment(ctx context.Context, actor Actor, d *models.Deployment, idemKey string) (out *models.Deployment, created bool, err error) {
+// created=false; the same key for a different request is a conflict.
+func (s *Store) CreateDeployment(ctx context.Context, actor Actor, d *models.Deployment, key IdempotencyKey) (out *models.Deployment, created bool, err error) {
+	for attempt := 0; attempt < 2; attempt++ {
+		out, created, err = s.createDeployment(ctx, actor, d, key)
+		if !errors.Is(err, errKeyRace) {
+			return out, created, err
+		}
+		// The other request won: this one now finds its deployment.
+	}
+	return nil, false, fmt.Errorf("idempotency key %q is in use by a request still being made: %w", key.Key, models.ErrConflict)
+}
+
+func (s *Store) createDeployment(ctx context.Context, actor Actor, d *models.Deployment, key IdempotencyKey) (out *models.Deployment, created bool, err error) {
 	err = s.write(ctx, actor, func(tx *gorm.DB, au *auditor) error {
-		if idemKey != "" {
-			var depID string
-			err := tx.Table("idempotency_keys").Select("deployment_id").
-				Where("subject = ? AND idem_key = ?", actor.Subject, idemKey).Take(&depID).Error
+		if key.Key != "" {
+			var row struct {
+				DeploymentID string
+				RequestHash  string
+			}
+			err := tx.Table("idempotency_keys").Select("deployment_id, request_hash").
+				Where("subject = ? AND idem_key = ?", actor.Subject, key.Key).Take(&row).Error
 			if err == nil {
-				out, err = get[models.Deployment](ctx, tx, kindDeployment, depID)
+				if row.RequestHash != key.RequestHash {
+					return fmt.Errorf("Idempotency-Key %q was used for another request (deployment %s): use a new key: %w",
+						key.Key, row.DeploymentID, models.ErrConflict)
+				}
+				out, err = get[models.Deployment](ctx, tx, kindDeployment, row.DeploymentID)
 				return err
 			}
 			if !errors.Is(err, gorm.ErrRecordNotFound) {
 				return fmt.Errorf("look up idempotency key: %w", err)
 			}
 		}
-		if d.ID == "" {
-			d.ID = models.NewID(models.PrefixDeployment)
+		nd := *d
+		if nd.ID == "" {
+			nd.ID = models.NewID(models.PrefixDeployment)
 		}
-		d.WorkflowID = models.WorkflowIDFor(d.ID)
-		d.RequestedBy = actor.Subject
-		if d.Status == "" {
-			d.Status = models.StatusPlanning
+		nd.WorkflowID = models.WorkflowIDFor(nd.ID)
+		nd.RequestedBy = actor.Subject
+		if nd.Status == "" {
+			nd.Status = models.StatusPlanning
 		}
-		if err := tx.Create(d).Error; err != nil {
+		if err := tx.Create(&nd).Error; err != nil {
 			return translate(err, "deployment")
 		}
-		if idemKey != "" {
-			if err := tx.Exec(`INSERT INTO idempotency_keys (subject, idem_key, deployment_id, created_at) VALUES (?, ?, ?, ?)`,
-				actor.Subject, idemKey, d.ID, now()).Error; err != nil {
-				return translate(err, "idempotency key")
+		if key.Key != "" {
+			err := tx.Exec(`INSERT INTO idempotency_keys (subject, idem_key, deployment_id, request_hash, created_at) VALUES (?, ?, ?, ?, ?)`,
+				actor.Subject, key.Key, nd.ID, key.RequestHash, now()).Error
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return errKeyRace
+			}
+			if err != nil {
+				return fmt.Errorf("record idempotency key: %w", err)
 			}
 		}
-		out, created = d, true
-		if err := insertEvent(tx, d.ID, "submitted", models.DeploymentEvent{Type: "submitted", Status: d.Status,
-			Message: fmt.Sprintf("%s asked to deploy %s: %s", actor.Subject, d.ReleaseVersion, d.Reason)}); err != nil {
+		out, created = &nd, true
+		if err := insertEvent(tx, nd.ID, "submitted", models.DeploymentEvent{Type: "submitted", Status: nd.Status,
+			Message: fmt.Sprintf("%s asked to deploy %s: %s", actor.Subject, nd.ReleaseVersion, nd.Reason)}); err != nil {
 			return err
 		}
-		return au.record(tx, models.ActionCreate, "deployment", d.ID, nil, d)
+		return au.record(tx, models.ActionCreate, "deployment", nd.ID, nil, nd)
 	})
 	return out, created, err
 }

@@ -211,6 +211,13 @@ var migrations = []migration{
 				updated_at {{ts}} NOT NULL)`,
 		},
 	},
+	{
+		Version: 5,
+		Name:    "idempotency request fingerprint",
+		Both: []string{
+			`ALTER TABLE idempotency_keys ADD COLUMN request_hash TEXT NOT NULL DEFAULT ''`,
+		},
+	},
 }
 
 // LatestVersion is the schema version this build migrates to.
@@ -224,8 +231,14 @@ func (s *Store) Migrate(ctx context.Context) error { return s.MigrateTo(ctx, Lat
 // at once.
 func (s *Store) MigrateTo(ctx context.Context, version int) error {
 	db := s.db.WithContext(ctx)
-	if err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at ` + s.colType("ts") + ` NOT NULL)`).Error; err != nil {
+	err := db.Transaction(func(tx *gorm.DB) error {
+		if err := s.lockMigrations(tx); err != nil {
+			return err
+		}
+		return tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at ` + s.colType("ts") + ` NOT NULL)`).Error
+	})
+	if err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	for _, m := range migrations {
@@ -233,10 +246,8 @@ func (s *Store) MigrateTo(ctx context.Context, version int) error {
 			break
 		}
 		err := db.Transaction(func(tx *gorm.DB) error {
-			if s.dialect == DialectPostgres {
-				if err := tx.Exec(`SELECT pg_advisory_xact_lock(727368)`).Error; err != nil {
-					return err
-				}
+			if err := s.lockMigrations(tx); err != nil {
+				return err
 			}
 			var n int64
 			if err := tx.Table("schema_migrations").Where("version = ?", m.Version).Count(&n).Error; err != nil {
@@ -264,6 +275,15 @@ func (s *Store) MigrateTo(ctx context.Context, version int) error {
 		}
 	}
 	return nil
+}
+
+// lockMigrations serialises migrating processes on Postgres (a server and a
+// worker starting together) until tx ends; SQLite has one writer anyway.
+func (s *Store) lockMigrations(tx *gorm.DB) error {
+	if s.dialect != DialectPostgres {
+		return nil
+	}
+	return tx.Exec(`SELECT pg_advisory_xact_lock(727368)`).Error
 }
 
 // SchemaVersion returns the highest applied migration.

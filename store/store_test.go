@@ -286,3 +286,23 @@ func TestConcurrentWritesKeepTheChain(t *testing.T) {
 	require.True(t, rep.OK, rep.Reason)
 	require.EqualValues(t, writers, rep.HeadSeq)
 }
+
+func TestSeedDemoCompletesAPartialCatalog(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, "sqlite://"+filepath.Join(t.TempDir(), "demo.db"))
+	// A run cut short after the application and one environment.
+	app := seedApp(t, s, store.DemoApplication)
+	require.NoError(t, s.CreateEnvironment(ctx, alice, &models.Environment{ApplicationID: app.ID, Name: "dev"}))
+
+	require.NoError(t, store.SeedDemo(ctx, s))
+	require.NoError(t, store.SeedDemo(ctx, s), "seeding twice changes nothing")
+	envs, err := s.ListEnvironments(ctx, store.ListOptions{Filters: map[string]string{"application_id": app.ID}})
+	require.NoError(t, err)
+	require.Len(t, envs.Items, 3)
+	targets, err := s.ListTargets(ctx, store.ListOptions{Limit: 100})
+	require.NoError(t, err)
+	require.Len(t, targets.Items, 15)
+	rels, err := s.ListReleases(ctx, store.ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, rels.Items, 1)
+}

@@ -17,9 +17,20 @@ import (
 // a references the activities by method; the worker registers the real struct.
 var a *activities.Activities
 
-// changeWaveChecks names the workflow change that runs the validation checks
-// after each wave (workflow.GetVersion).
-const changeWaveChecks = "wave-checks"
+// Workflow changes that alter the history of a running deployment, for
+// workflow.GetVersion. The saved histories in testdata/histories replay
+// across each.
+const (
+	// changeWaveChecks runs the validation checks between waves.
+	changeWaveChecks = "wave-checks"
+	// changeConcurrentSignals handles each signal in its own coroutine.
+	changeConcurrentSignals = "concurrent-signals"
+	// changeTrackDeployed pushes compensations before each target starts,
+	// waits for pause before validation, keeps failed targets out of
+	// validation, observation and commit, and waits out early life support
+	// when observation fails after the point of no return.
+	changeTrackDeployed = "track-deployed"
+)
 
 // A queued deployment is woken by a lane_free signal from the one ahead. In
 // case that signal is lost, it also looks again after laneRecheck, doubling
@@ -79,6 +90,19 @@ type deployment struct {
 	// waveChecks: this run has the change that checks each wave (and says
 	// so on the timeline); older runs replay without it.
 	waveChecks bool
+	// concurrentSignals: signals are handled in coroutines of their own;
+	// pendingSignals counts those still running.
+	concurrentSignals bool
+	pendingSignals    int
+	// trackDeployed: compensations are pushed before each target starts,
+	// and only the targets that were deployed are validated, observed and
+	// committed (version 1 of "track-deployed").
+	trackDeployed bool
+	deployed      map[string]bool
+	// observationFailed says why early life support could not observe.
+	observationFailed string
+	// finishing: the final status is being recorded.
+	finishing bool
 }
 
 // setup registers the query, the updates (each with a validator) and the
@@ -119,6 +143,7 @@ func (d *deployment) setup(ctx workflow.Context) error {
 			return err
 		}
 	}
+	d.concurrentSignals = workflow.GetVersion(ctx, changeConcurrentSignals, workflow.DefaultVersion, 1) >= 1
 	workflow.Go(ctx, func(ctx workflow.Context) { d.signals(ctx, controls) })
 	return nil
 }
@@ -133,18 +158,24 @@ func (d *deployment) signals(ctx workflow.Context, controls map[string]func(work
 		sel.AddReceive(workflow.GetSignalChannel(ctx, decision), func(ch workflow.ReceiveChannel, _ bool) {
 			var v models.VoteInput
 			ch.Receive(ctx, &v)
-			// A signal carries no token: look the approver's groups up.
-			var p activities.PrincipalResult
-			if err := workflow.ExecuteActivity(recordCtx(ctx), a.LookupPrincipal, v.Approver).Get(ctx, &p); err != nil {
-				d.ignored(ctx, decision, v.Approver, "the approver's groups could not be looked up: "+err.Error())
-				return
-			}
-			v.Groups = p.Groups
-			if err := d.checkVote(v); err != nil {
-				d.ignored(ctx, decision, v.Approver, err.Error())
-				return
-			}
-			_, _ = d.vote(ctx, decision, v, "signal")
+			d.handleSignal(ctx, func(ctx workflow.Context) {
+				// A signal carries no token: look the approver's groups up.
+				var p activities.PrincipalResult
+				if err := workflow.ExecuteActivity(recordCtx(ctx), a.LookupPrincipal, v.Approver).Get(ctx, &p); err != nil {
+					d.ignored(ctx, decision, v.Approver, "the approver's groups could not be looked up: "+err.Error())
+					return
+				}
+				if !p.Known {
+					d.ignored(ctx, decision, v.Approver, "no live API token names this subject, so it is not a known approver")
+					return
+				}
+				v.Groups = p.Groups
+				if err := d.checkVote(v); err != nil {
+					d.ignored(ctx, decision, v.Approver, err.Error())
+					return
+				}
+				_, _ = d.vote(ctx, decision, v, "signal")
+			})
 		})
 	}
 	for _, name := range []string{models.UpdatePause, models.UpdateResume, models.UpdateAbort, models.UpdateRollback} {
@@ -152,11 +183,13 @@ func (d *deployment) signals(ctx workflow.Context, controls map[string]func(work
 		sel.AddReceive(workflow.GetSignalChannel(ctx, name), func(ch workflow.ReceiveChannel, _ bool) {
 			var c models.ControlInput
 			ch.Receive(ctx, &c)
-			if err := d.checkControl(name, c); err != nil {
-				d.ignored(ctx, name, c.By, err.Error())
-				return
-			}
-			controls[name](ctx, c)
+			d.handleSignal(ctx, func(ctx workflow.Context) {
+				if err := d.checkControl(name, c); err != nil {
+					d.ignored(ctx, name, c.By, err.Error())
+					return
+				}
+				controls[name](ctx, c)
+			})
 		})
 	}
 	sel.AddReceive(workflow.GetSignalChannel(ctx, models.SignalLaneFree), func(ch workflow.ReceiveChannel, _ bool) {
@@ -166,6 +199,22 @@ func (d *deployment) signals(ctx workflow.Context, controls map[string]func(work
 	for {
 		sel.Select(ctx)
 	}
+}
+
+// handleSignal runs fn for one signal: in its own coroutine (version 1 of
+// the "concurrent-signals" change), so that an abort does not wait behind a
+// vote's look-up, and counted, so that the workflow does not end while one
+// is being handled. Runs started before the change handle them in turn.
+func (d *deployment) handleSignal(ctx workflow.Context, fn func(workflow.Context)) {
+	if !d.concurrentSignals {
+		fn(ctx)
+		return
+	}
+	d.pendingSignals++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { d.pendingSignals-- }()
+		fn(ctx)
+	})
 }
 
 func (d *deployment) ignored(ctx workflow.Context, name, by, reason string) {
@@ -225,8 +274,12 @@ func (d *deployment) vote(ctx workflow.Context, decision string, v models.VoteIn
 	if decision == models.DecisionReject && d.rejection == nil {
 		d.rejection = &ap
 	}
-	err := workflow.ExecuteActivity(recordCtx(ctx), a.RecordVote, ap).Get(ctx, nil)
-	return models.VoteResult{Status: d.status, Approvals: d.approvedCount(), Required: d.plan.Policy.ApprovalsRequired}, err
+	// The vote counts from here on; recording it is retried for an hour, and
+	// its failure does not undo it (the timeline says so).
+	if err := workflow.ExecuteActivity(recordCtx(ctx), a.RecordVote, ap).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("record vote", "deployment", d.in.DeploymentID, "approver", ap.Approver, "error", err)
+	}
+	return models.VoteResult{Status: d.status, Approvals: d.approvedCount(), Required: d.plan.Policy.ApprovalsRequired}, nil
 }
 
 func (d *deployment) approvedCount() int {
@@ -412,6 +465,11 @@ func (d *deployment) awaitLane(ctx workflow.Context) bool {
 		d.laneFree = false // before asking, so that a signal sent meanwhile is not lost
 		var ahead []string
 		if err := workflow.ExecuteActivity(recordCtx(ctx), a.LaneAhead, in).Get(ctx, &ahead); err != nil {
+			if isCancel(ctx, err) {
+				d.stop = &stopRequest{Kind: "cancel", By: "temporal", Reason: "the workflow was cancelled"}
+			} else {
+				d.stop = &stopRequest{Kind: "failure", Reason: "could not look up the deployments ahead: " + rootMessage(err)}
+			}
 			return false
 		}
 		if len(ahead) == 0 {
@@ -448,6 +506,7 @@ func (d *deployment) awaitSchedule(ctx workflow.Context) bool {
 	d.transition(ctx, models.StatusScheduled, msg, nil)
 	if open.After(now) {
 		if _, err := workflow.AwaitWithTimeout(ctx, open.Sub(now), func() bool { return d.stop != nil }); err != nil {
+			d.stop = &stopRequest{Kind: "cancel", By: "temporal", Reason: "the workflow was cancelled"}
 			return false
 		}
 	}
@@ -457,6 +516,8 @@ func (d *deployment) awaitSchedule(ctx workflow.Context) bool {
 // execute rolls the waves out in order. It returns false when the rollout
 // must be compensated (d.stop says why).
 func (d *deployment) execute(ctx workflow.Context) bool {
+	d.trackDeployed = workflow.GetVersion(ctx, changeTrackDeployed, workflow.DefaultVersion, 1) >= 1
+	d.deployed = map[string]bool{}
 	strategy := d.plan.Strategy
 	d.transition(ctx, models.StatusDeploying, fmt.Sprintf("rolling out %s in %d waves (%s)",
 		d.plan.ReleaseVersion, len(d.plan.Waves), strategy.Kind), nil)
@@ -515,7 +576,18 @@ func (d *deployment) execute(ctx workflow.Context) bool {
 func (d *deployment) runWave(ctx workflow.Context, wave int, targets []models.PlanTarget) []string {
 	var failed []string
 	decommission := d.plan.Scenario == models.ScenarioDecommission
+	undo := func(t models.PlanTarget, lastKnownGood activities.ReleaseRef) compensation {
+		if decommission {
+			return compensation{Target: t, Wave: wave, To: d.release, Redeploy: true}
+		}
+		return compensation{Target: t, Wave: wave, To: lastKnownGood}
+	}
 	d.parallel(ctx, targets, true, func(t models.PlanTarget) workflow.Future {
+		if d.trackDeployed {
+			// Before it starts: a step that fails or is cancelled half way
+			// is undone too (undoing is idempotent).
+			d.comps = append(d.comps, undo(t, activities.ReleaseRef{ID: t.LastKnownGoodID}))
+		}
 		in := d.targetInput(t, wave, d.release, "deploy")
 		if decommission {
 			return workflow.ExecuteActivity(deployCtx(ctx), a.RemoveTarget, in)
@@ -527,10 +599,9 @@ func (d *deployment) runWave(ctx workflow.Context, wave int, targets []models.Pl
 			failed = append(failed, t.Name+": "+rootMessage(err))
 			return
 		}
-		if decommission {
-			d.comps = append(d.comps, compensation{Target: t, Wave: wave, To: d.release, Redeploy: true})
-		} else {
-			d.comps = append(d.comps, compensation{Target: t, Wave: wave, To: res.LastKnownGood})
+		d.deployed[t.ID] = true
+		if !d.trackDeployed {
+			d.comps = append(d.comps, undo(t, res.LastKnownGood))
 		}
 	})
 	return failed
@@ -595,6 +666,7 @@ func (d *deployment) waitForWindow(ctx workflow.Context) bool {
 	}
 	d.progress(ctx, "change window closed or freeze: next wave waits until "+open.UTC().Format(time.RFC3339), nil)
 	if _, err := workflow.AwaitWithTimeout(ctx, open.Sub(now), func() bool { return d.stop != nil }); err != nil {
+		d.stop = &stopRequest{Kind: "cancel", By: "temporal", Reason: "the workflow was cancelled"}
 		return false
 	}
 	return d.stop == nil
@@ -602,9 +674,13 @@ func (d *deployment) waitForWindow(ctx workflow.Context) bool {
 
 // validate runs the environment's checks on every target.
 func (d *deployment) validate(ctx workflow.Context) bool {
+	if d.trackDeployed && !d.waitWhilePaused(ctx) {
+		return false
+	}
 	checks := d.plan.Policy.ValidationChecks
-	d.transition(ctx, models.StatusValidating, fmt.Sprintf("running %d validation check(s) on %d targets", len(checks), d.targetCount()), nil)
-	return d.runChecks(ctx, "validation", d.allTargets())
+	targets := d.liveTargets()
+	d.transition(ctx, models.StatusValidating, fmt.Sprintf("running %d validation check(s) on %d targets", len(checks), len(targets)), nil)
+	return d.runChecks(ctx, "validation", targets)
 }
 
 // runChecks runs the validation checks on targets in parallel. It returns
@@ -649,12 +725,22 @@ func (d *deployment) runChecks(ctx workflow.Context, what string, targets []mode
 func (d *deployment) deployedIn(wave []models.PlanTarget) []models.PlanTarget {
 	var out []models.PlanTarget
 	for _, t := range wave {
-		for _, c := range d.comps {
-			if c.Target.ID == t.ID {
-				out = append(out, t)
-				break
-			}
+		if d.deployed[t.ID] {
+			out = append(out, t)
 		}
+	}
+	return out
+}
+
+// liveTargets are the targets the release went out to: all of them in runs
+// from before "track-deployed", else those whose deploy succeeded.
+func (d *deployment) liveTargets() []models.PlanTarget {
+	if !d.trackDeployed {
+		return d.allTargets()
+	}
+	var out []models.PlanTarget
+	for _, w := range d.plan.Waves {
+		out = append(out, d.deployedIn(w)...)
 	}
 	return out
 }
@@ -717,6 +803,14 @@ func (d *deployment) observe(ctx workflow.Context) (models.DeploymentResult, err
 			runs, passed = runs+obs.res.Runs, passed+obs.res.Passed
 			if obs.err != nil {
 				d.progress(ctx, "observation after the point of no return failed: "+rootMessage(obs.err), nil)
+				if d.trackDeployed {
+					// Early life support still lasts its time; what could not
+					// be observed is not handed over as healthy.
+					d.observationFailed = rootMessage(obs.err)
+					if rest := elsEnd.Sub(workflow.Now(ctx)); rest > 0 {
+						_ = workflow.Sleep(ctx, rest)
+					}
+				}
 			}
 		} else {
 			_ = workflow.Sleep(ctx, rest)
@@ -730,6 +824,9 @@ func (d *deployment) observe(ctx workflow.Context) (models.DeploymentResult, err
 		return d.finish(ctx, models.StatusCompletedWithIssues, "exit criteria could not be checked: "+rootMessage(err))
 	}
 	summary := fmt.Sprintf("%d probe runs, %d passed", runs, passed)
+	if d.observationFailed != "" {
+		exit.Met, exit.Reasons = false, append(exit.Reasons, "observation failed: "+d.observationFailed)
+	}
 	if !exit.Met {
 		return d.finish(ctx, models.StatusCompletedWithIssues, "not handed over: "+strings.Join(exit.Reasons, "; ")+" ("+summary+")")
 	}
@@ -752,7 +849,7 @@ func (d *deployment) startObserve(ctx workflow.Context, until time.Time, stopOnB
 	octx, cancel := workflow.WithCancel(ctx)
 	o := &observation{cancel: cancel}
 	in := activities.ObserveInput{DeploymentID: d.in.DeploymentID, Application: d.plan.Application, Environment: d.plan.Environment,
-		Targets: d.allTargets(), Release: d.release, Probes: probes, Until: until, StopOnBreach: stopOnBreach,
+		Targets: d.liveTargets(), Release: d.release, Probes: probes, Until: until, StopOnBreach: stopOnBreach,
 		IncidentSeverity: d.plan.Policy.ExitCriteria.MaxOpenIncidentSeverity}
 	f := workflow.ExecuteActivity(observeCtx(octx, until.Sub(workflow.Now(ctx))), a.Observe, in)
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -766,7 +863,7 @@ func (d *deployment) startObserve(ctx workflow.Context, until time.Time, stopOnB
 // compensations: from here on, problems are fixed forward.
 func (d *deployment) commit(ctx workflow.Context, rel activities.ReleaseRef) {
 	ids := make([]string, 0, d.targetCount())
-	for _, t := range d.allTargets() {
+	for _, t := range d.liveTargets() {
 		ids = append(ids, t.ID)
 	}
 	_ = workflow.ExecuteActivity(recordCtx(ctx), a.CommitLastKnownGood, activities.CommitInput{
@@ -827,6 +924,9 @@ func (d *deployment) finishStopped(ctx workflow.Context, when string) (models.De
 func (d *deployment) finish(ctx workflow.Context, status models.Status, outcome string) (models.DeploymentResult, error) {
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	d.outcome = outcome
+	// The final record must land, however long the database is away: the
+	// lane reads it, and the next deployment waits for it.
+	d.finishing = true
 	d.transition(dctx, status, outcome, func(r *activities.RecordInput) { r.Outcome = &outcome })
 	var next string
 	err := workflow.ExecuteActivity(recordCtx(dctx), a.NextInLane, activities.LaneInput{
@@ -835,7 +935,7 @@ func (d *deployment) finish(ctx workflow.Context, status models.Status, outcome 
 		// Best effort: the next one also re-checks on its own.
 		_ = workflow.SignalExternalWorkflow(dctx, next, "", models.SignalLaneFree, nil).Get(dctx, nil)
 	}
-	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
+	_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) && d.pendingSignals == 0 })
 	return models.DeploymentResult{Status: status, Outcome: outcome}, nil
 }
 
@@ -864,7 +964,11 @@ func (d *deployment) record(ctx workflow.Context, typ string, status *models.Sta
 	if with != nil {
 		with(&in)
 	}
-	if err := workflow.ExecuteActivity(recordCtx(ctx), a.Record, in).Get(ctx, nil); err != nil {
+	opts := recordCtx
+	if d.finishing {
+		opts = finalCtx
+	}
+	if err := workflow.ExecuteActivity(opts(ctx), a.Record, in).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Error("record step", "deployment", d.in.DeploymentID, "step", in.Key, "error", err)
 	}
 }

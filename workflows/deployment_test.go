@@ -34,6 +34,8 @@ type deploymentSuite struct {
 	recorded  []models.Status
 	notes     []string
 
+	// How long each mocked deploy takes, in workflow time.
+	deployTakes time.Duration
 	// What the mocked activities do; a test replaces the ones it needs.
 	planFn     func(models.DeploymentInput) (activities.PlanResult, error)
 	laneFn     func(activities.LaneInput) ([]string, error)
@@ -56,6 +58,7 @@ func (s *deploymentSuite) SetupTest() {
 	s.env.RegisterWorkflow(Deployment)
 	s.env.RegisterActivity(acts)
 	s.deployed, s.rollbacks, s.recorded, s.notes = nil, nil, nil, nil
+	s.deployTakes = 0
 	policy := models.Policy{ApprovalsRequired: 0, PointOfNoReturn: models.Duration(10 * time.Minute),
 		EarlyLifeSupport:  models.Duration(time.Hour),
 		ValidationChecks:  []models.CheckSpec{{Name: "smoke", Type: "simulated"}},
@@ -87,12 +90,18 @@ func (s *deploymentSuite) SetupTest() {
 		return activities.ExitResult{Met: true}, nil
 	}
 
+}
+
+// mock registers the mocked activities; they call the suite's fields.
+func (s *deploymentSuite) mock() {
 	on := func(fn any, impl any) { s.env.OnActivity(fn, mock.Anything, mock.Anything).Return(impl).Maybe() }
 	on(acts.Plan, func(_ context.Context, in models.DeploymentInput) (activities.PlanResult, error) { return s.planFn(in) })
 	on(acts.LaneAhead, func(_ context.Context, in activities.LaneInput) ([]string, error) { return s.laneFn(in) })
-	on(acts.DeployTarget, func(_ context.Context, in activities.TargetInput) (activities.TargetResult, error) {
-		return s.deployFn(in)
-	})
+	s.env.OnActivity(acts.DeployTarget, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.TargetInput) (activities.TargetResult, error) {
+			return s.deployFn(in)
+		}).
+		After(s.deployTakes).Maybe()
 	on(acts.RemoveTarget, func(_ context.Context, in activities.TargetInput) (activities.TargetResult, error) {
 		return s.removeFn(in)
 	})
@@ -132,14 +141,13 @@ func (s *deploymentSuite) SetupTest() {
 	})
 }
 
-func (s *deploymentSuite) AfterTest(_, _ string) { s.env.AssertExpectations(s.T()) }
-
 func input() models.DeploymentInput {
 	return models.DeploymentInput{DeploymentID: "dep_1", ApplicationID: "app_1", EnvironmentID: "env_1",
 		ReleaseID: "rel_new", RequestedBy: "dave"}
 }
 
 func (s *deploymentSuite) run(in models.DeploymentInput) models.DeploymentResult {
+	s.mock()
 	s.env.ExecuteWorkflow(Deployment, in)
 	s.True(s.env.IsWorkflowCompleted())
 	s.NoError(s.env.GetWorkflowError())
@@ -374,14 +382,39 @@ func (s *deploymentSuite) TestTooManyFailuresRollBackNewestFirst() {
 	res := s.run(input())
 	s.Equal(models.StatusRolledBack, res.Status)
 	s.Contains(res.Outcome, "wave 2: 1 target(s) failed, more than max_failures 0: d: disk full")
-	s.Len(s.rollbacks, 3)
-	s.Equal("c", s.rollbacks[0], "the newest change is undone first")
-	s.ElementsMatch([]string{"a", "b"}, s.rollbacks[1:])
+	s.Equal([]string{"d", "c", "b", "a"}, s.rollbacks, "newest first, and the failed target d too: it may be half changed")
 	s.Contains(s.recorded, models.StatusRollingBack)
 }
 
 func (s *deploymentSuite) TestFailuresWithinMaxFailuresGoOn() {
 	s.plan.Strategy.MaxFailures = 1
+	var validated, observed []string
+	var committed activities.CommitInput
+	s.validateFn = func(in activities.ValidateInput) (activities.ValidateResult, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		validated = append(validated, in.Target.Name)
+		return activities.ValidateResult{Passed: true}, nil
+	}
+	s.observeFn = func(in activities.ObserveInput) (activities.ObserveResult, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		observed = observed[:0]
+		for _, t := range in.Targets {
+			observed = append(observed, t.Name)
+		}
+		return activities.ObserveResult{Runs: 1, Passed: 1}, nil
+	}
+	s.commitFn = func(in activities.CommitInput) error {
+		committed = in
+		return nil
+	}
+	defer func() {
+		s.ElementsMatch([]string{"a", "a", "c", "d"}, validated, "the failed target b is not validated (a is, after wave 1 and at the end)")
+		s.ElementsMatch([]string{"a", "c", "d"}, observed, "nor observed")
+		s.ElementsMatch([]string{"tgt_a", "tgt_c", "tgt_d"}, committed.TargetIDs, "nor made last known good")
+		s.Empty(s.rollbacks)
+	}()
 	s.deployFn = func(in activities.TargetInput) (activities.TargetResult, error) {
 		if in.Target.Name == "b" {
 			return activities.TargetResult{}, errors.New("flaky host")
@@ -431,10 +464,6 @@ func (s *deploymentSuite) TestBreachBeforePONRRollsBack() {
 }
 
 func (s *deploymentSuite) TestRollbackRequestBeforePONR() {
-	s.observeFn = func(in activities.ObserveInput) (activities.ObserveResult, error) {
-		time.Sleep(50 * time.Millisecond) // still running when the request comes
-		return activities.ObserveResult{}, nil
-	}
 	s.update(5*time.Minute, models.UpdateRollback, models.ControlInput{By: "rita", Reason: "customer reports"})
 	res := s.run(input())
 	s.Equal(models.StatusRolledBack, res.Status, res.Outcome)
@@ -478,6 +507,99 @@ func (s *deploymentSuite) TestPauseHoldsAndResumeGoesOn() {
 	s.Contains(s.recorded, models.StatusPaused)
 }
 
+func (s *deploymentSuite) TestPauseDuringTheLastWaveHoldsValidation() {
+	var validatedAt time.Time
+	start := s.env.Now()
+	s.validateFn = func(in activities.ValidateInput) (activities.ValidateResult, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		validatedAt = s.env.Now() // the last call is the validation stage's
+		return activities.ValidateResult{Passed: true}, nil
+	}
+	s.deployTakes = 10 * time.Minute
+	s.update(15*time.Minute, models.UpdatePause, models.ControlInput{By: "rita"}) // while wave 2 (the last) deploys
+	s.update(2*time.Hour, models.UpdateResume, models.ControlInput{By: "rita"})
+	res := s.run(input())
+	s.Equal(models.StatusCompleted, res.Status)
+	s.GreaterOrEqual(validatedAt.Sub(start), 2*time.Hour, "validation waited for resume")
+	s.Contains(s.recorded, models.StatusPaused)
+}
+
+func (s *deploymentSuite) TestAbortWhilePausedRollsBack() {
+	s.plan.Strategy.Bake = models.Duration(10 * time.Minute)
+	s.update(5*time.Minute, models.UpdatePause, models.ControlInput{By: "rita"})
+	s.update(20*time.Minute, models.UpdateAbort, models.ControlInput{By: "rita", Reason: "bad metrics"})
+	res := s.run(input())
+	s.Equal(models.StatusRolledBack, res.Status)
+	s.Contains(res.Outcome, "abort requested by rita: bad metrics")
+	s.Equal([]string{"b", "a"}, s.rollbacks)
+	s.Contains(s.recorded, models.StatusPaused)
+}
+
+func (s *deploymentSuite) TestAbortWhileQueuedCancels() {
+	s.plan.AheadInQueue = []string{"dep_0"}
+	s.laneFn = func(activities.LaneInput) ([]string, error) { return []string{"dep_0"}, nil }
+	s.update(time.Minute, models.UpdateAbort, models.ControlInput{By: "dave"})
+	res := s.run(input())
+	s.Equal(models.StatusCancelled, res.Status)
+	s.Equal([]models.Status{models.StatusQueued, models.StatusCancelled}, s.recorded)
+	s.Empty(s.deployed)
+}
+
+func (s *deploymentSuite) TestCancelWhileATargetDeploysRollsItBack() {
+	s.deployFn = func(in activities.TargetInput) (activities.TargetResult, error) {
+		s.mu.Lock()
+		s.deployed = append(s.deployed, in.Target.Name)
+		s.mu.Unlock()
+		if in.Target.Name == "c" {
+			return activities.TargetResult{}, temporal.NewCanceledError("cancelled half way")
+		}
+		return activities.TargetResult{Version: "2.0.0"}, nil
+	}
+	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, time.Second)
+	s.plan.Strategy.Bake = models.Duration(time.Hour)
+	s.plan.Waves = [][]models.PlanTarget{{target("c"), target("d")}}
+	res := s.run(input())
+	s.Equal(models.StatusRolledBack, res.Status, res.Outcome)
+	s.ElementsMatch([]string{"c", "d"}, s.rollbacks, "c may be half changed: it is rolled back too")
+}
+
+func (s *deploymentSuite) TestSignalFromAnUnknownSubjectIsIgnored() {
+	s.plan.Policy.ApprovalsRequired = 1
+	s.plan.Policy.ApprovalExpiry = models.Duration(time.Hour)
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(models.UpdateApprove, models.VoteInput{Approver: "nobody-i-know"})
+	}, time.Minute)
+	res := s.run(input())
+	s.Equal(models.StatusExpired, res.Status)
+	s.Require().Len(s.notes, 1)
+	s.Contains(s.notes[0], "not a known approver")
+}
+
+func (s *deploymentSuite) TestObservationFailureAfterPONRWaitsOutELS() {
+	calls := 0
+	s.observeFn = func(in activities.ObserveInput) (activities.ObserveResult, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		calls++
+		if calls == 2 {
+			return activities.ObserveResult{}, temporal.NewNonRetryableApplicationError("prometheus unreachable", "Probe", nil)
+		}
+		return activities.ObserveResult{Runs: 5, Passed: 5}, nil
+	}
+	var exitAt time.Time
+	start := s.env.Now()
+	s.exitFn = func(activities.ExitInput) (activities.ExitResult, error) {
+		exitAt = s.env.Now()
+		return activities.ExitResult{Met: true}, nil
+	}
+	res := s.run(input())
+	s.Equal(models.StatusCompletedWithIssues, res.Status)
+	s.Contains(res.Outcome, "observation failed: prometheus unreachable")
+	s.GreaterOrEqual(exitAt.Sub(start), time.Hour, "early life support still lasted its hour")
+	s.Empty(s.rollbacks, "after the point of no return nothing is rolled back")
+}
+
 func (s *deploymentSuite) TestDecommission() {
 	s.plan.Scenario = models.ScenarioDecommission
 	var removed []string
@@ -513,7 +635,7 @@ func (s *deploymentSuite) TestDecommissionFailureRedeploys() {
 	}
 	res := s.run(input())
 	s.Equal(models.StatusRolledBack, res.Status)
-	s.ElementsMatch([]string{"a", "b", "d"}, s.deployed, "every removed target gets its release back; c was never removed")
+	s.ElementsMatch([]string{"a", "b", "c", "d"}, s.deployed, "every target of the decommission gets its release back, c (which failed half way) too")
 }
 
 func (s *deploymentSuite) TestCancellationStillRollsBack() {

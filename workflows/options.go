@@ -21,10 +21,24 @@ func recordCtx(ctx workflow.Context) workflow.Context {
 	})
 }
 
-// planCtx is for planning: it asks every target, so it heartbeats.
+// finalCtx is for the record of the final status: retried until it lands.
+func finalCtx(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    5 * time.Minute,
+		},
+	})
+}
+
+// planCtx is for planning: it asks every target (8 at a time, 30 s each at
+// most), so it heartbeats.
 func planCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 5 * time.Minute,
+		StartToCloseTimeout: 30 * time.Minute,
+		HeartbeatTimeout:    time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        time.Second,
 			MaximumInterval:        30 * time.Second,
@@ -41,6 +55,10 @@ func deployCtx(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Minute,
 		HeartbeatTimeout:    15 * time.Second,
+		// A cancelled deploy is waited for, so that its rollback does not
+		// race the change still under way (the cancel arrives with the
+		// next heartbeat, within seconds).
+		WaitForCancellation: true,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        2 * time.Second,
 			BackoffCoefficient:     2,

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,11 +64,30 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	defer ln.Close()
 
+	for flagName, port := range map[string]int{"--temporal-port": *temporalPort, "--ui-port": *uiPort} {
+		if err := portFree(port); err != nil {
+			return fmt.Errorf("port %d is in use (another Temporal dev server, or transit dev, still running?): stop it or pass %s: %w", port, flagName, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	temporal, err := startTemporal(bin, *dir, *temporalPort, *uiPort, logger)
 	if err != nil {
 		return err
 	}
 	defer temporal.stop(logger)
+	var temporalDied atomic.Bool
+	go func() {
+		select {
+		case <-temporal.done:
+			if ctx.Err() == nil {
+				temporalDied.Store(true)
+				logger.Error("the Temporal dev server exited; stopping Transit", "log", temporal.logPath)
+				cancel()
+			}
+		case <-ctx.Done():
+		}
+	}()
 
 	tc, err := dialTemporal(ctx, cfg, logger, 2*time.Minute)
 	if err != nil {
@@ -118,7 +138,18 @@ func runDev(ctx context.Context, args []string) error {
 
 	err = serveListener(ctx, ln, logger, api.NewRouter(apiOptions(cfg, st, tc, logger)))
 	logger.Info("shutting down")
+	if temporalDied.Load() {
+		return fmt.Errorf("the Temporal dev server exited unexpectedly; its log is %s", temporal.logPath)
+	}
 	return err
+}
+
+func portFree(port int) error {
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		return err
+	}
+	return l.Close()
 }
 
 func displayAddr(addr string) string {
