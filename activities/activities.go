@@ -5,10 +5,14 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
@@ -50,6 +54,14 @@ type Activities struct {
 	Drivers *drivers.Registry
 	Clock   Clock
 	Logger  *slog.Logger
+	// Temporal, when set, lets the lane see deployments whose workflow is
+	// gone (terminated outside Transit) and close them.
+	Temporal WorkflowDescriber
+}
+
+// WorkflowDescriber is what the activities need of a Temporal client.
+type WorkflowDescriber interface {
+	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
 }
 
 // Error types that must not be retried.
@@ -146,7 +158,51 @@ type LaneInput struct {
 // LaneAhead returns the active deployments of the same application to the
 // same environment that were submitted earlier.
 func (a *Activities) LaneAhead(ctx context.Context, in LaneInput) ([]string, error) {
-	return a.Store.LaneAhead(ctx, &models.Deployment{ID: in.DeploymentID, ApplicationID: in.ApplicationID, EnvironmentID: in.EnvironmentID})
+	ahead, err := a.Store.LaneAhead(ctx, &models.Deployment{ID: in.DeploymentID, ApplicationID: in.ApplicationID, EnvironmentID: in.EnvironmentID})
+	if err != nil || a.Temporal == nil {
+		return ahead, err
+	}
+	live := ahead[:0]
+	for _, id := range ahead {
+		gone, why, err := a.workflowGone(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !gone {
+			live = append(live, id)
+			continue
+		}
+		if err := a.Store.CloseOrphan(ctx, id, why); err != nil {
+			return nil, err
+		}
+		a.log().WarnContext(ctx, "closed a deployment whose workflow is gone", "deployment", id, "reason", why)
+	}
+	return live, nil
+}
+
+// orphanAge is how old a deployment with no workflow must be before it is
+// taken as orphaned: the API creates the row just before it starts the workflow.
+const orphanAge = 2 * time.Minute
+
+// workflowGone reports whether the deployment's workflow no longer runs.
+func (a *Activities) workflowGone(ctx context.Context, id string) (bool, string, error) {
+	resp, err := a.Temporal.DescribeWorkflowExecution(ctx, models.WorkflowIDFor(id), "")
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		d, gerr := a.Store.GetDeployment(ctx, id)
+		if gerr != nil {
+			return false, "", gerr
+		}
+		return time.Since(d.CreatedAt) > orphanAge, "its workflow does not exist in Temporal", nil
+	case err != nil:
+		return false, "", fmt.Errorf("describe the workflow of deployment %s: %w", id, err)
+	}
+	status := resp.GetWorkflowExecutionInfo().GetStatus()
+	if status == enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return false, "", nil
+	}
+	return true, "its workflow ended outside Transit (" + status.String() + ") without recording an outcome", nil
 }
 
 // NextInLane returns the workflow id of the deployment whose turn comes

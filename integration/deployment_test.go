@@ -350,3 +350,22 @@ func TestDecommission(t *testing.T) {
 		require.Empty(t, states[tid].LastKnownGoodID)
 	}
 }
+
+// A deployment whose workflow an operator terminated in Temporal no longer
+// holds up the lane: the next one closes it and goes ahead.
+func TestTerminatedWorkflowDoesNotBlockTheLane(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	policy := quickPolicy()
+	policy.ApprovalsRequired = 1
+	policy.PointOfNoReturn, policy.EarlyLifeSupport = models.Duration(time.Second), models.Duration(time.Second)
+	c := s.seed("prod", 1, policy, "", "1.0.0", "1.1.0")
+	stuck := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
+	s.waitStatus(stuck, 30*time.Second, models.StatusAwaitingApproval)
+	require.NoError(t, s.temporal.TerminateWorkflow(context.Background(), models.WorkflowIDFor(stuck), "", "operator cleanup"))
+
+	next := s.deploy(s.admin, map[string]any{"release": c.releases["1.1.0"], "environment": c.env})
+	s.waitStatus(next, 30*time.Second, models.StatusAwaitingApproval)
+	d := s.must(200, "GET", "/api/v1/deployments/"+stuck, nil)
+	require.Equal(t, string(models.StatusFailed), d.str("deployment", "status"))
+	require.Contains(t, d.str("deployment", "outcome"), "ended outside Transit (Terminated)")
+}

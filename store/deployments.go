@@ -357,6 +357,28 @@ func (s *Store) LaneAhead(ctx context.Context, d *models.Deployment) ([]string, 
 	return ids, nil
 }
 
+// CloseOrphan ends a deployment whose workflow is gone (terminated by an
+// operator, say) while its row still says it is active, so that it no
+// longer holds up the lane. A deployment that ended meanwhile is left alone.
+func (s *Store) CloseOrphan(ctx context.Context, id, reason string) error {
+	return s.write(ctx, Actor{Subject: "transit-worker"}, func(tx *gorm.DB, au *auditor) error {
+		d, err := get[models.Deployment](ctx, tx, kindDeployment, id)
+		if err != nil || d.Status.Terminal() {
+			return err
+		}
+		t := now()
+		if err := tx.Model(&models.Deployment{}).Where("id = ?", id).Updates(map[string]any{
+			"status": models.StatusFailed, "outcome": reason, "finished_at": t, "updated_at": t}).Error; err != nil {
+			return fmt.Errorf("close orphaned deployment %s: %w", id, err)
+		}
+		if err := insertEvent(tx, id, "orphaned", models.DeploymentEvent{Type: "orphaned", Status: models.StatusFailed, Message: reason}); err != nil {
+			return err
+		}
+		return au.record(tx, models.ActionUpdate, "deployment", id, map[string]any{"status": d.Status},
+			map[string]any{"status": models.StatusFailed, "outcome": reason})
+	})
+}
+
 // NextInLane returns the oldest active deployment of the application to the
 // environment other than exclude, or "" when there is none.
 func (s *Store) NextInLane(ctx context.Context, applicationID, environmentID, exclude string) (string, error) {

@@ -57,7 +57,7 @@ func New(c client.Client, opt Options) sdkworker.Worker {
 		MaxConcurrentActivityExecutionSize: opt.MaxConcurrentActivities,
 		WorkerStopTimeout:                  10 * time.Second,
 	})
-	Register(w, &activities.Activities{Store: opt.Store, Drivers: opt.Drivers, Clock: opt.Clock, Logger: opt.Logger})
+	Register(w, &activities.Activities{Store: opt.Store, Drivers: opt.Drivers, Clock: opt.Clock, Logger: opt.Logger, Temporal: c})
 	return w
 }
 
