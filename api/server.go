@@ -38,6 +38,7 @@ type Handler struct {
 	taskQueue string
 	namespace string
 	uiURL     string
+	metrics   *metrics
 }
 
 // Options configures the API.
@@ -63,6 +64,7 @@ func NewRouter(opt Options) http.Handler {
 	if h.namespace == "" {
 		h.namespace = "default"
 	}
+	h.metrics = newMetrics(opt.Store)
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -75,6 +77,7 @@ func NewRouter(opt Options) http.Handler {
 
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
+	r.GET("/metrics", h.metrics.handler())
 
 	v1 := r.Group("/api/v1", h.authenticate)
 	v1.GET("", h.index)
@@ -151,9 +154,10 @@ func requestID(c *gin.Context) string { return c.GetString(ctxRequestID) }
 func (h *Handler) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	h.metrics.observe(c, time.Since(start))
 	level := slog.LevelInfo
 	switch {
-	case c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/readyz":
+	case c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/readyz" || c.Request.URL.Path == "/metrics":
 		level = slog.LevelDebug // probes every few seconds; /readyz says what is down
 	case c.Writer.Status() >= 500:
 		level = slog.LevelError

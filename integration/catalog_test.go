@@ -165,6 +165,12 @@ func TestHealth(t *testing.T) {
 	require.Equal(t, "ok", r.str("checks", "database"))
 	require.Equal(t, "ok", r.str("checks", "temporal"), "readiness asks the real Temporal server")
 	require.NotEmpty(t, s.call("GET", "/healthz", "", nil, "X-Request-ID", "abc").Raw)
+
+	s.must(201, "POST", "/api/v1/applications", map[string]any{"name": "metered", "owner_team": "x"})
+	m := s.call("GET", "/metrics", "", nil)
+	require.Equal(t, 200, m.Status)
+	require.Contains(t, m.Raw, `transit_http_requests_total{method="POST",route="/api/v1/applications",status="201"} 1`)
+	require.Contains(t, m.Raw, `transit_deployments{status="completed"} 0`)
 }
 
 // A row changed behind the application's back (the owner disabling the

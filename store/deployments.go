@@ -522,3 +522,19 @@ func (s *Store) SimulatedChanges(ctx context.Context, targetIDs []string) (map[s
 	}
 	return out, nil
 }
+
+// CountDeploymentsByStatus counts deployments in each status.
+func (s *Store) CountDeploymentsByStatus(ctx context.Context) (map[models.Status]int, error) {
+	var rows []struct {
+		Status models.Status
+		N      int
+	}
+	if err := s.db.WithContext(ctx).Model(&models.Deployment{}).Select("status, COUNT(*) AS n").Group("status").Scan(&rows).Error; err != nil {
+		return nil, fmt.Errorf("count deployments: %w", err)
+	}
+	out := map[models.Status]int{}
+	for _, r := range rows {
+		out[r.Status] = r.N
+	}
+	return out, nil
+}

@@ -1,0 +1,81 @@
+package api
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/transit-hq/transit/models"
+	"github.com/transit-hq/transit/store"
+)
+
+// metrics are the API's Prometheus metrics, on a registry of its own (one
+// per router, so that tests can build several).
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics(st *store.Store) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "transit_http_requests_total", Help: "HTTP requests served, by route and status.",
+		}, []string{"method", "route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "transit_http_request_duration_seconds", Help: "Time to serve an HTTP request, by route.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"method", "route"}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, &deploymentsCollector{store: st},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// observe records one request; unknown paths share one route label, so
+// that scanners cannot blow up the series.
+func (m *metrics) observe(c *gin.Context, elapsed time.Duration) {
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	m.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(c.Writer.Status())).Inc()
+	m.latency.WithLabelValues(c.Request.Method, route).Observe(elapsed.Seconds())
+}
+
+func (m *metrics) handler() gin.HandlerFunc {
+	h := promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+	return func(c *gin.Context) { h.ServeHTTP(c.Writer, c.Request) }
+}
+
+// deploymentsCollector reports how many deployments are in each status,
+// read from the database at each scrape.
+type deploymentsCollector struct{ store *store.Store }
+
+var deploymentsDesc = prometheus.NewDesc("transit_deployments", "Deployments by status.", []string{"status"}, nil)
+
+func (d *deploymentsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- deploymentsDesc }
+
+func (d *deploymentsCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := d.store.CountDeploymentsByStatus(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(deploymentsDesc, err)
+		return
+	}
+	for _, st := range allStatuses {
+		ch <- prometheus.MustNewConstMetric(deploymentsDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
+	}
+}
+
+var allStatuses = []models.Status{models.StatusPlanning, models.StatusQueued, models.StatusAwaitingApproval, models.StatusScheduled,
+	models.StatusDeploying, models.StatusPaused, models.StatusValidating, models.StatusEarlyLifeSupport, models.StatusRollingBack,
+	models.StatusCompleted, models.StatusCompletedWithIssues, models.StatusRolledBack, models.StatusRejected, models.StatusExpired,
+	models.StatusCancelled, models.StatusFailed}
