@@ -190,13 +190,17 @@ func TestDevDemoEndToEnd(t *testing.T) {
 	bin, _ := testenv.TemporalBinary()
 	dir := t.TempDir()
 	httpPort, tPort, uiPort := freePort(t), freePort(t), freePort(t)
-	p := startProcess(t, []string{"TRANSIT_DATABASE_URL="}, "dev", "--demo", "--dir", dir, "--temporal-bin", bin,
-		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--temporal-port", fmt.Sprint(tPort), "--ui-port", fmt.Sprint(uiPort))
-	require.EventuallyWithT(t, func(c *assertCollect) {
-		if !strings.Contains(p.output(), "Transit is running") {
-			c.Errorf("not up yet")
-		}
-	}, 90*time.Second, 200*time.Millisecond, "output:\n%s", p.output())
+	startDev := func() *process {
+		p := startProcess(t, []string{"TRANSIT_DATABASE_URL="}, "dev", "--demo", "--dir", dir, "--temporal-bin", bin,
+			"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--temporal-port", fmt.Sprint(tPort), "--ui-port", fmt.Sprint(uiPort))
+		require.EventuallyWithT(t, func(c *assertCollect) {
+			if !strings.Contains(p.output(), "Transit is running") {
+				c.Errorf("not up yet")
+			}
+		}, 90*time.Second, 200*time.Millisecond, "output:\n%s", p.output())
+		return p
+	}
+	p := startDev()
 	token, err := os.ReadFile(filepath.Join(dir, "admin.token"))
 	require.NoError(t, err)
 	require.Contains(t, p.output(), strings.TrimSpace(string(token)), "the bootstrap token is printed")
@@ -240,13 +244,8 @@ func TestDevDemoEndToEnd(t *testing.T) {
 	require.Error(t, err, "the Temporal dev server stopped with it")
 
 	// Restarting keeps the state (SQLite and Temporal under --dir) and the token.
-	p2 := startProcess(t, []string{"TRANSIT_DATABASE_URL="}, "dev", "--demo", "--dir", dir, "--temporal-bin", bin,
-		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort), "--temporal-port", fmt.Sprint(tPort), "--ui-port", fmt.Sprint(uiPort))
-	require.EventuallyWithT(t, func(c *assertCollect) {
-		if !strings.Contains(p2.output(), "Transit is running") {
-			c.Errorf("not up yet")
-		}
-	}, 90*time.Second, 200*time.Millisecond, "output:\n%s", p2.output())
+	p2 := startDev()
+	require.Contains(t, p2.output(), s.admin, "the saved admin token still works and is shown again")
 	require.Equal(t, string(models.StatusCompleted), s.must(200, "GET", "/api/v1/deployments/"+id, nil).str("deployment", "status"))
 	desc, err := describeOverCLI(bin, tPort, models.WorkflowIDFor(id))
 	require.NoError(t, err, desc)
