@@ -221,7 +221,6 @@ func (a *Activities) currentVersions(ctx context.Context, app, env string, targe
 			}
 			current[t.Name] = v
 		}(t)
-		heartbeat(ctx)
 	}
 	wg.Wait()
 	sort.Strings(unreachable)

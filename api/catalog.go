@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -355,11 +356,9 @@ func compactJSON(raw json.RawMessage) json.RawMessage {
 	if len(raw) == 0 {
 		return json.RawMessage("{}")
 	}
-	var out []byte
-	if b, err := json.Marshal(raw); err == nil {
-		out = b
-	} else {
-		out = raw
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return raw // bind has decoded it already, so this does not happen
 	}
-	return out
+	return buf.Bytes()
 }

@@ -97,9 +97,11 @@ type AuditFilter struct {
 // ListAudit returns events in order, after the cursor seq.
 func (s *Store) ListAudit(ctx context.Context, f AuditFilter, after int64, limit int) ([]models.AuditEvent, error) {
 	q := s.db.WithContext(ctx).Model(&models.AuditEvent{}).Where("seq > ?", after)
-	for col, val := range map[string]string{"actor": f.Actor, "action": f.Action, "resource_type": f.ResourceType, "resource_id": f.ResourceID} {
-		if val != "" {
-			q = q.Where(col+" = ?", val)
+	for _, w := range []struct{ col, val string }{
+		{"actor", f.Actor}, {"action", f.Action}, {"resource_type", f.ResourceType}, {"resource_id", f.ResourceID},
+	} {
+		if w.val != "" {
+			q = q.Where(w.col+" = ?", w.val)
 		}
 	}
 	if !f.Since.IsZero() {
