@@ -1,4 +1,4 @@
-package workflows
+package legacy
 
 import (
 	"errors"
@@ -960,7 +960,7 @@ func (d *deployment) progress(ctx workflow.Context, message string, with func(*a
 
 func (d *deployment) record(ctx workflow.Context, typ string, status *models.Status, message string, with func(*activities.RecordInput)) {
 	d.step++
-	in := activities.RecordInput{DeploymentID: d.in.DeploymentID, Key: fmt.Sprintf("step/%d", d.step), Status: status, Type: typ, Message: message}
+	in := activities.RecordInput{DeploymentID: d.in.DeploymentID, Key: fmt.Sprintf("step/%d", d.step), Status: status, Type: models.EventType(typ), Message: message}
 	if with != nil {
 		with(&in)
 	}
