@@ -178,3 +178,61 @@ func (r *Release) Validate() error {
 	}
 	return v.Err()
 }
+
+// CompareVersions orders two semantic versions: -1 when a is older than b,
+// 0 when they are equal in precedence, 1 when a is newer. ok is false when
+// either is not semver, and then nothing is said about their order.
+func CompareVersions(a, b string) (c int, ok bool) {
+	ma, mb := semverRe.FindStringSubmatch(a), semverRe.FindStringSubmatch(b)
+	if ma == nil || mb == nil {
+		return 0, false
+	}
+	for i := 1; i <= 3; i++ {
+		if c := compareNumeric(ma[i], mb[i]); c != 0 {
+			return c, true
+		}
+	}
+	// A pre-release is older than the release itself.
+	switch pa, pb := ma[4], mb[4]; {
+	case pa == pb:
+		return 0, true
+	case pa == "":
+		return 1, true
+	case pb == "":
+		return -1, true
+	default:
+		fa, fb := strings.Split(pa, "."), strings.Split(pb, ".")
+		for i := 0; i < len(fa) && i < len(fb); i++ {
+			na, errA := strconv.Atoi(fa[i])
+			nb, errB := strconv.Atoi(fb[i])
+			switch {
+			case errA == nil && errB == nil && na != nb:
+				return cmpInt(na, nb), true
+			case errA == nil && errB != nil:
+				return -1, true
+			case errA != nil && errB == nil:
+				return 1, true
+			case errA != nil && errB != nil && fa[i] != fb[i]:
+				return strings.Compare(fa[i], fb[i]), true
+			}
+		}
+		return cmpInt(len(fa), len(fb)), true
+	}
+}
+
+func compareNumeric(a, b string) int {
+	if len(a) != len(b) {
+		return cmpInt(len(a), len(b)) // no leading zeros in semver
+	}
+	return strings.Compare(a, b)
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

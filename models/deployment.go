@@ -33,11 +33,11 @@ var statusTransitions = map[Status][]Status{
 	StatusPlanning:         {StatusQueued, StatusAwaitingApproval, StatusRejected, StatusCancelled, StatusFailed},
 	StatusQueued:           {StatusAwaitingApproval, StatusRejected, StatusCancelled, StatusFailed},
 	StatusAwaitingApproval: {StatusScheduled, StatusRejected, StatusExpired, StatusCancelled, StatusFailed},
-	StatusScheduled:        {StatusDeploying, StatusCancelled, StatusFailed},
-	StatusDeploying:        {StatusPaused, StatusValidating, StatusRollingBack, StatusEarlyLifeSupport, StatusCompleted, StatusFailed},
-	StatusPaused:           {StatusDeploying, StatusRollingBack, StatusFailed},
-	StatusValidating:       {StatusEarlyLifeSupport, StatusRollingBack, StatusFailed},
-	StatusEarlyLifeSupport: {StatusCompleted, StatusCompletedWithIssues, StatusRollingBack, StatusFailed},
+	StatusScheduled:        {StatusDeploying, StatusPaused, StatusCancelled, StatusFailed},
+	StatusDeploying:        {StatusPaused, StatusValidating, StatusRollingBack, StatusEarlyLifeSupport, StatusCompleted, StatusCompletedWithIssues, StatusCancelled, StatusFailed},
+	StatusPaused:           {StatusScheduled, StatusDeploying, StatusValidating, StatusEarlyLifeSupport, StatusRollingBack, StatusCancelled, StatusFailed},
+	StatusValidating:       {StatusPaused, StatusEarlyLifeSupport, StatusRollingBack, StatusCompleted, StatusCompletedWithIssues, StatusFailed},
+	StatusEarlyLifeSupport: {StatusPaused, StatusCompleted, StatusCompletedWithIssues, StatusRollingBack, StatusFailed},
 	StatusRollingBack:      {StatusRolledBack, StatusFailed},
 }
 
@@ -68,10 +68,38 @@ var TerminalStatuses = []Status{StatusCompleted, StatusCompletedWithIssues, Stat
 
 // Scenarios.
 const (
-	ScenarioInstall      = "install"
-	ScenarioUpgrade      = "upgrade"
+	// ScenarioInstall: nothing of the application runs on the targets yet.
+	ScenarioInstall = "install"
+	// ScenarioUpgrade: a newer version replaces the one that runs.
+	ScenarioUpgrade = "upgrade"
+	// ScenarioDowngrade: an older version replaces the one that runs.
+	ScenarioDowngrade = "downgrade"
+	// ScenarioDecommission: the release is taken off the targets that run it.
 	ScenarioDecommission = "decommission"
 )
+
+// InferScenario says what deploying version does to targets that run the
+// given versions ("" for none): install when nothing runs anywhere,
+// downgrade when every version that runs is newer (semver), else upgrade.
+func InferScenario(running []string, version string) string {
+	newer, any := 0, 0
+	for _, r := range running {
+		if r == "" {
+			continue
+		}
+		any++
+		if c, ok := CompareVersions(r, version); ok && c > 0 {
+			newer++
+		}
+	}
+	switch {
+	case any == 0:
+		return ScenarioInstall
+	case newer == any:
+		return ScenarioDowngrade
+	}
+	return ScenarioUpgrade
+}
 
 // Target states within a deployment.
 const (
@@ -83,6 +111,8 @@ const (
 	TargetRolledBack  = "rolled_back"
 	TargetRemoved     = "removed"
 	TargetRollbackErr = "rollback_failed"
+	// TargetNotStarted: the rollout stopped before this target's turn.
+	TargetNotStarted = "not_started"
 )
 
 // Deployment is one release going to one environment.
@@ -106,9 +136,11 @@ type Deployment struct {
 	WorkflowID     string               `json:"workflow_id"`
 	PONRAt         *time.Time           `json:"point_of_no_return_at,omitempty" gorm:"column:ponr_at"`
 	ELSEndsAt      *time.Time           `json:"early_life_support_ends_at,omitempty" gorm:"column:els_ends_at"`
-	CreatedAt      time.Time            `json:"created_at"`
-	UpdatedAt      time.Time            `json:"updated_at"`
-	FinishedAt     *time.Time           `json:"finished_at,omitempty"`
+	// Hold is what keeps the deployment from going on now, if anything.
+	Hold       JSONValue[*Hold] `json:"hold"`
+	CreatedAt  time.Time        `json:"created_at"`
+	UpdatedAt  time.Time        `json:"updated_at"`
+	FinishedAt *time.Time       `json:"finished_at,omitempty"`
 }
 
 // WorkflowIDFor derives a deployment's workflow id from its id.
@@ -149,7 +181,7 @@ type DeploymentEvent struct {
 	DeploymentID string         `json:"deployment_id"`
 	Key          string         `json:"-" gorm:"column:event_key"`
 	At           time.Time      `json:"at"`
-	Type         string         `json:"type"`
+	Type         EventType      `json:"type"`
 	Status       Status         `json:"status"`
 	Message      string         `json:"message"`
 	Data         JSONValue[any] `json:"data,omitempty"`
@@ -167,6 +199,10 @@ type Incident struct {
 	CreatedAt    time.Time  `json:"created_at"`
 	ResolvedAt   *time.Time `json:"resolved_at,omitempty"`
 }
+
+// IncidentTitleMax bounds an incident's title; a title Transit writes
+// itself (a probe's breach) is cut to fit.
+const IncidentTitleMax = 500
 
 // Incident statuses.
 const (
@@ -199,15 +235,24 @@ type Plan struct {
 	EntryCriteria   []Criterion       `json:"entry_criteria"`
 	AheadInQueue    []string          `json:"ahead_in_queue"`
 	CurrentVersions map[string]string `json:"current_versions"`
+	// Untouched are the environment's targets that a decommission leaves
+	// alone, because the release does not run on them.
+	Untouched []string `json:"untouched,omitempty"`
+	// TargetsPerRun bounds the targets one workflow run changes; waves
+	// larger than that run in several child workflows.
+	TargetsPerRun int `json:"targets_per_run,omitempty"`
 }
 
 // PlanTarget is one target of a wave.
 type PlanTarget struct {
-	ID              string `json:"id"`
-	Name            string `json:"name"`
-	Driver          string `json:"driver"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Driver string `json:"driver"`
+	// CurrentVersion is what the driver said runs there at planning.
 	CurrentVersion  string `json:"current_version"`
 	LastKnownGoodID string `json:"last_known_good_release_id"`
+	// StepTimeout bounds one change of this target (from its driver config).
+	StepTimeout Duration `json:"step_timeout,omitempty"`
 }
 
 // Risk is a score from 0 (routine) to 100 with the reasons for it.
@@ -247,9 +292,15 @@ const (
 	UpdateRollback = "rollback"
 	// SignalLaneFree wakes a deployment waiting for its turn.
 	SignalLaneFree = "lane_free"
+	// SignalPolicyChanged wakes a deployment held by its environment's
+	// windows or freezes, so that it reads them again.
+	SignalPolicyChanged = "policy_changed"
 	// QueryStatus returns the live DeploymentState.
 	QueryStatus = "status"
 )
+
+// ControlNames are the controls, in the order the API lists them.
+var ControlNames = []string{UpdatePause, UpdateResume, UpdateAbort, UpdateRollback}
 
 // DeploymentInput starts (or continues) the deployment workflow.
 type DeploymentInput struct {
@@ -272,12 +323,22 @@ type DeploymentResult struct {
 }
 
 // VoteInput is the argument of the approve and reject Updates and Signals.
-// On the Update path the API fills Approver and Groups from the caller's
-// token; on the Signal path only Approver is given and the groups are looked up.
+// The API sets Groups from the caller's token and signs the vote (Proof);
+// a vote without a valid proof has its subject's groups looked up instead,
+// so a vote's groups never rest on the caller's word.
 type VoteInput struct {
 	Approver string   `json:"approver"`
 	Groups   []string `json:"groups,omitempty"`
 	Comment  string   `json:"comment"`
+	Proof
+}
+
+// Proof is the API's signature over a vote or a control: an HMAC with the
+// key that only `transit server` and `transit worker` hold, over what the
+// request says and when it was made (see SignRequest).
+type Proof struct {
+	IssuedAt time.Time `json:"issued_at,omitempty"`
+	MAC      string    `json:"proof,omitempty"`
 }
 
 // VoteResult is what an accepted vote changed.
@@ -285,12 +346,15 @@ type VoteResult struct {
 	Status    Status `json:"status"`
 	Approvals int    `json:"approvals"`
 	Required  int    `json:"required"`
+	// Decided says whether this vote decided the deployment (quorum or rejection).
+	Decided bool `json:"decided"`
 }
 
 // ControlInput is the argument of pause, resume, abort and rollback.
 type ControlInput struct {
 	By     string `json:"by"`
 	Reason string `json:"reason"`
+	Proof
 }
 
 // ControlResult is the deployment's status after a control was accepted.
@@ -302,7 +366,9 @@ type ControlResult struct {
 type DeploymentState struct {
 	DeploymentID string     `json:"deployment_id"`
 	Status       Status     `json:"status"`
+	Scenario     string     `json:"scenario,omitempty"`
 	Paused       bool       `json:"paused"`
+	Hold         *Hold      `json:"hold,omitempty"`
 	WaveIndex    int        `json:"wave_index"`
 	WaveCount    int        `json:"wave_count"`
 	Approvals    []Approval `json:"approvals"`
@@ -310,24 +376,18 @@ type DeploymentState struct {
 	PastPONR     bool       `json:"past_point_of_no_return"`
 	PONRAt       *time.Time `json:"point_of_no_return_at,omitempty"`
 	ELSEndsAt    *time.Time `json:"early_life_support_ends_at,omitempty"`
-	Outcome      string     `json:"outcome,omitempty"`
+	// Failed names the targets that failed so far.
+	Failed  []string `json:"failed_targets,omitempty"`
+	Outcome string   `json:"outcome,omitempty"`
 }
-
-// Error types that the workflow's update validators return; the API maps
-// them to HTTP statuses.
-const (
-	ErrTypeForbidden = "Forbidden"
-	ErrTypeConflict  = "Conflict"
-	ErrTypeInvalid   = "Invalid"
-)
 
 // Validate checks a deployment request's own fields.
 func (in *DeploymentInput) Validate() error {
 	v := &ValidationError{}
 	switch in.Scenario {
-	case "", ScenarioInstall, ScenarioUpgrade, ScenarioDecommission:
+	case "", ScenarioInstall, ScenarioUpgrade, ScenarioDowngrade, ScenarioDecommission:
 	default:
-		v.Add("scenario", "%q must be install, upgrade or decommission (or left out to infer it)", in.Scenario)
+		v.Add("scenario", "%q must be install, upgrade, downgrade or decommission (or left out to infer it)", in.Scenario)
 	}
 	if in.Strategy != nil {
 		if in.Strategy.MaxParallel == 0 {
@@ -338,6 +398,7 @@ func (in *DeploymentInput) Validate() error {
 	if in.RetainData && in.Scenario != ScenarioDecommission && in.Scenario != "" {
 		v.Add("retain_data", "only applies to a decommission")
 	}
+	CheckText(v, "reason", in.Reason)
 	if len(in.Reason) > 4096 {
 		v.Add("reason", "must be at most 4096 characters")
 	}
@@ -350,4 +411,12 @@ func (in *DeploymentInput) Validate() error {
 // String names the deployment in logs.
 func (in DeploymentInput) String() string {
 	return fmt.Sprintf("deployment %s of release %s to environment %s", in.DeploymentID, in.ReleaseID, in.EnvironmentID)
+}
+
+// Verb is what the scenario does, for summaries: "Deploy" or "Decommission".
+func Verb(scenario string) string {
+	if scenario == ScenarioDecommission {
+		return "Decommission"
+	}
+	return "Deploy"
 }

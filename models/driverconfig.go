@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	promql "github.com/prometheus/prometheus/promql/parser"
 )
 
 // Driver names: how a target is changed.
@@ -35,6 +37,66 @@ const (
 	ProbePrometheus = "prometheus"
 	ProbeSimulated  = "simulated"
 )
+
+// Driver defaults that bound how long one change of a target may take.
+const (
+	// DefaultScriptTimeout bounds one run of a target's command.
+	DefaultScriptTimeout = 10 * time.Minute
+	// DefaultKillGrace is the time a process group has between SIGTERM and
+	// SIGKILL.
+	DefaultKillGrace = 5 * time.Second
+	// DefaultHTTPTimeout bounds one request of the http driver.
+	DefaultHTTPTimeout = 30 * time.Second
+	// DefaultHTTPRetries is how many times a request is retried after a 5xx
+	// or a connection error.
+	DefaultHTTPRetries = 3
+	// MaxHTTPBackoff is the longest pause between two tries of a request.
+	MaxHTTPBackoff = 30 * time.Second
+	// DefaultStatusTimeout bounds the polling of a webhook's status URL.
+	DefaultStatusTimeout = 30 * time.Minute
+)
+
+// StepTimeout is the longest one change of a target with this driver and
+// config may take: the workflow gives the step that long (and a margin), so
+// that a slow but healthy change is never cut off and run again. An
+// unreadable config gives the script default; the driver refuses it anyway.
+func StepTimeout(driver string, raw json.RawMessage) time.Duration {
+	switch driver {
+	case DriverScript:
+		var c ScriptConfig
+		_ = DecodeStrict(raw, &c)
+		t := c.Timeout.D()
+		if t <= 0 {
+			t = DefaultScriptTimeout
+		}
+		// "current" first, then the change itself, each with its grace.
+		return 2 * (t + DefaultKillGrace)
+	case DriverHTTP:
+		var c HTTPConfig
+		_ = DecodeStrict(raw, &c)
+		t, r := c.Timeout.D(), c.Retries
+		if t <= 0 {
+			t = DefaultHTTPTimeout
+		}
+		if r <= 0 {
+			r = DefaultHTTPRetries
+		}
+		total := t + time.Duration(r+1)*t + time.Duration(r)*MaxHTTPBackoff
+		if c.StatusURL != "" {
+			st := c.StatusTimeout.D()
+			if st <= 0 {
+				st = DefaultStatusTimeout
+			}
+			total += st
+		}
+		return total
+	case DriverSimulated:
+		var c SimulatedConfig
+		_ = DecodeStrict(raw, &c)
+		return c.LatencyMax.D()
+	}
+	return 2 * (DefaultScriptTimeout + DefaultKillGrace)
+}
 
 // ScriptConfig configures the script driver. Only an admin sets it, on the
 // target; a deployment request never carries a command.
@@ -78,8 +140,10 @@ type HTTPConfig struct {
 	// StatusURL, when set, is polled until it reports done or failed.
 	StatusURL    string   `json:"status_url,omitempty"`
 	PollInterval Duration `json:"poll_interval,omitempty"`
-	Timeout      Duration `json:"timeout,omitempty"`
-	Retries      int      `json:"retries,omitempty"`
+	// StatusTimeout bounds how long the status URL is polled (default 30m).
+	StatusTimeout Duration `json:"status_timeout,omitempty"`
+	Timeout       Duration `json:"timeout,omitempty"`
+	Retries       int      `json:"retries,omitempty"`
 }
 
 // SimulatedConfig configures the simulated driver: seeded latency and
@@ -246,6 +310,12 @@ func (c *HTTPConfig) validate(v *ValidationError) {
 	if c.Timeout < 0 || c.Timeout.D() > 24*time.Hour {
 		v.Add("timeout", "must be between 0 and 24h")
 	}
+	if c.StatusTimeout < 0 || c.StatusTimeout.D() > 24*time.Hour {
+		v.Add("status_timeout", "must be between 0 and 24h")
+	}
+	if c.StatusTimeout != 0 && c.StatusURL == "" {
+		v.Add("status_timeout", "only applies with a status_url")
+	}
 	if c.Retries < 0 || c.Retries > 20 {
 		v.Add("retries", "must be between 0 and 20")
 	}
@@ -330,6 +400,8 @@ func ValidateProbeConfig(kind string, raw json.RawMessage) error {
 		validateURL(v, "url", c.URL, false)
 		if strings.TrimSpace(c.Query) == "" {
 			v.Add("query", "is required: a PromQL expression")
+		} else if err := checkPromQL(c.Query); err != nil {
+			v.Add("query", "is not valid PromQL: %v", err)
 		}
 		switch c.Comparison {
 		case "<", "<=", ">", ">=":
@@ -372,6 +444,19 @@ func validateURL(v *ValidationError, field, raw string, templated bool) {
 }
 
 var templateMarkRe = regexp.MustCompile(`\{\{[^}]*\}\}`)
+
+// checkPromQL parses a probe's query with Prometheus's own parser, template
+// actions ({{.Target.Name}}) standing in as a plain word.
+func checkPromQL(query string) error {
+	if strings.Contains(query, "{{") {
+		if _, err := template.New("query").Option("missingkey=error").Parse(query); err != nil {
+			return fmt.Errorf("the template does not parse: %w", err)
+		}
+		query = templateMarkRe.ReplaceAllString(query, "x")
+	}
+	_, err := promql.NewParser(promql.Options{}).ParseExpr(query)
+	return err
+}
 
 // SortedKeys returns the keys of m in order, for deterministic iteration.
 func SortedKeys[V any](m map[string]V) []string {

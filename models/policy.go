@@ -73,6 +73,10 @@ type Strategy struct {
 	Bake Duration `json:"bake,omitempty"`
 	// MaxFailures is the number of failed targets a wave tolerates.
 	MaxFailures int `json:"max_failures"`
+	// MaxTotalFailures is the number of failed targets the whole rollout
+	// tolerates; unset, the same share of all targets as MaxFailures is of
+	// the largest wave, and always fewer than all of them.
+	MaxTotalFailures *int `json:"max_total_failures,omitempty"`
 	// MaxParallel bounds the targets of a wave deployed at once.
 	MaxParallel int `json:"max_parallel,omitempty"`
 }
@@ -128,7 +132,21 @@ type ProbeSpec struct {
 	Interval Duration        `json:"interval"`
 	// Threshold is the value the probe's result is compared with.
 	Threshold float64 `json:"threshold"`
+	// Tolerance is how many runs in a row must miss the threshold on one
+	// target before that counts as a breach (default 1).
+	Tolerance int `json:"tolerance,omitempty"`
+	// ErrorTolerance is how many runs in a row may fail to measure at all
+	// on one target (the monitoring system down, an empty answer) before
+	// the deployment counts as not observable (default 5). Such errors are
+	// never a breach of the service.
+	ErrorTolerance int `json:"error_tolerance,omitempty"`
 }
+
+// Probe defaults.
+const (
+	DefaultProbeTolerance      = 1
+	DefaultProbeErrorTolerance = 5
+)
 
 // ExitCriteria decide the handover at the end of early life support.
 type ExitCriteria struct {
@@ -212,8 +230,15 @@ func (p *Policy) Normalize() {
 		p.ObservationProbes = []ProbeSpec{}
 	}
 	for i := range p.ObservationProbes {
-		if p.ObservationProbes[i].Interval == 0 {
-			p.ObservationProbes[i].Interval = Duration(DefaultProbeInterval)
+		pr := &p.ObservationProbes[i]
+		if pr.Interval == 0 {
+			pr.Interval = Duration(DefaultProbeInterval)
+		}
+		if pr.Tolerance == 0 {
+			pr.Tolerance = DefaultProbeTolerance
+		}
+		if pr.ErrorTolerance == 0 {
+			pr.ErrorTolerance = DefaultProbeErrorTolerance
 		}
 	}
 	if p.ExitCriteria.MaxOpenIncidentSeverity == "" {
@@ -307,6 +332,12 @@ func (p *Policy) Validate() error {
 		if pr.Interval.D() < time.Second {
 			v.Add(f+".interval", "must be at least 1s")
 		}
+		if pr.Tolerance < 1 || pr.Tolerance > 100 {
+			v.Add(f+".tolerance", "must be between 1 and 100 runs in a row")
+		}
+		if pr.ErrorTolerance < 1 || pr.ErrorTolerance > 1000 {
+			v.Add(f+".error_tolerance", "must be between 1 and 1000 runs in a row")
+		}
 		v.Merge(f+".config", ValidateProbeConfig(pr.Type, pr.Config))
 	}
 	if SeverityRank(p.ExitCriteria.MaxOpenIncidentSeverity) < 0 {
@@ -345,8 +376,26 @@ func (s *Strategy) Validate() error {
 	if s.MaxFailures < 0 {
 		v.Add("max_failures", "must not be negative")
 	}
+	if s.MaxTotalFailures != nil && *s.MaxTotalFailures < 0 {
+		v.Add("max_total_failures", "must not be negative")
+	}
 	if s.MaxParallel < 0 || s.MaxParallel > 1000 {
 		v.Add("max_parallel", "must be between 1 and 1000")
 	}
 	return v.Err()
+}
+
+// TotalFailureLimit is how many of total targets may fail in the whole
+// rollout: MaxTotalFailures when set, else the share that MaxFailures is of
+// the largest wave. Either way fewer than all: a rollout where every target
+// failed has deployed nothing.
+func (s Strategy) TotalFailureLimit(total, largestWave int) int {
+	limit := 0
+	switch {
+	case s.MaxTotalFailures != nil:
+		limit = *s.MaxTotalFailures
+	case largestWave > 0:
+		limit = total * s.MaxFailures / largestWave
+	}
+	return max(0, min(limit, total-1))
 }

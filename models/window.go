@@ -106,3 +106,51 @@ func minutes(hhmm string) (int, bool) {
 	mi, err2 := strconv.Atoi(m)
 	return hi*60 + mi, err1 == nil && err2 == nil
 }
+
+// HoldAt says what keeps a rollout from running at t under this policy: a
+// freeze (with its reason, until it ends), or no open change window (until
+// the next one opens); nil when a rollout may run.
+func (p *Policy) HoldAt(t time.Time) *Hold {
+	for _, f := range p.Freezes {
+		if !t.Before(f.Start) && t.Before(f.End) {
+			end := f.End.UTC()
+			reason := "freeze until " + end.Format(time.RFC3339)
+			if strings.TrimSpace(f.Reason) != "" {
+				reason = "freeze: " + f.Reason + " (until " + end.Format(time.RFC3339) + ")"
+			}
+			return &Hold{Kind: HoldFreeze, Reason: reason, Until: &end}
+		}
+	}
+	if len(p.ChangeWindows) == 0 {
+		return nil
+	}
+	var next time.Time
+	for _, w := range p.ChangeWindows {
+		start, open := w.openAt(t)
+		if open {
+			return nil
+		}
+		if !start.IsZero() && (next.IsZero() || start.Before(next)) {
+			next = start
+		}
+	}
+	h := &Hold{Kind: HoldWindow, Reason: "outside the change windows (" + p.describeWindows() + ")"}
+	if !next.IsZero() {
+		n := next.UTC()
+		h.Until = &n
+		h.Reason += "; the next opens at " + n.Format(time.RFC3339)
+	}
+	return h
+}
+
+func (p *Policy) describeWindows() string {
+	parts := make([]string, len(p.ChangeWindows))
+	for i, w := range p.ChangeWindows {
+		tz := w.Timezone
+		if tz == "" {
+			tz = "UTC"
+		}
+		parts[i] = strings.Join(w.Days, ",") + " " + w.Start + "-" + w.End + " " + tz
+	}
+	return strings.Join(parts, "; ")
+}
