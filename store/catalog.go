@@ -395,3 +395,20 @@ func (s *Store) ListReleases(ctx context.Context, opt ListOptions) (Page[models.
 func (s *Store) DeleteRelease(ctx context.Context, actor Actor, id string) error {
 	return remove[models.Release](ctx, s, actor, kindRelease, id)
 }
+
+// FindRelease loads the release of an application (by id or name) with a version.
+func (s *Store) FindRelease(ctx context.Context, application, version string) (*models.Release, error) {
+	app, err := s.GetApplication(ctx, application)
+	if err != nil {
+		return nil, err
+	}
+	var r models.Release
+	err = s.db.WithContext(ctx).Where("application_id = ? AND version = ?", app.ID, version).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, fmt.Errorf("release %s of %s: %w", version, app.Name, models.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load release %s of %s: %w", version, app.Name, err)
+	}
+	return &r, nil
+}

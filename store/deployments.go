@@ -86,13 +86,33 @@ func (s *Store) createDeployment(ctx context.Context, actor Actor, d *models.Dep
 			}
 		}
 		out, created = &nd, true
-		if err := insertEvent(tx, nd.ID, "submitted", models.DeploymentEvent{Type: "submitted", Status: nd.Status,
-			Message: fmt.Sprintf("%s asked to deploy %s: %s", actor.Subject, nd.ReleaseVersion, nd.Reason)}); err != nil {
+		if err := insertEvent(tx, nd.ID, "submitted", models.DeploymentEvent{Type: models.EventSubmitted, Status: nd.Status,
+			Message: submittedMessage(actor.Subject, &nd)}); err != nil {
 			return err
 		}
 		return au.record(tx, models.ActionCreate, "deployment", nd.ID, nil, nd)
 	})
 	return out, created, err
+}
+
+// submittedMessage says who asked for what: "alice asked to decommission
+// 1.0.0 (data retained): end of life"; the reason only when there is one.
+func submittedMessage(subject string, d *models.Deployment) string {
+	what := "deploy"
+	switch d.Scenario {
+	case models.ScenarioDecommission:
+		what = "decommission"
+	case models.ScenarioDowngrade:
+		what = "downgrade to"
+	}
+	msg := fmt.Sprintf("%s asked to %s %s", subject, what, d.ReleaseVersion)
+	if d.Scenario == models.ScenarioDecommission && d.RetainData {
+		msg += " (data retained)"
+	}
+	if d.Reason != "" {
+		msg += ": " + d.Reason
+	}
+	return msg
 }
 
 // FailDeploymentStart marks a deployment whose workflow could not be started
@@ -163,72 +183,22 @@ type DeploymentChange struct {
 	Outcome   *string
 	PONRAt    *time.Time
 	ELSEndsAt *time.Time
+	// SetHold replaces the hold with Hold (nil: nothing holds it).
+	SetHold bool
+	Hold    *models.Hold
+	// CloseTargets marks the deployment's targets still pending as not
+	// started: the deployment ended before their turn.
+	CloseTargets bool
 }
 
-// RecordStep applies change to the deployment's row and appends ev to its
-// timeline and to the audit log, once: a step whose key was recorded already
-// changes nothing, so an activity retried after a crash records it once.
+// RecordStep records one step (see RecordSteps).
 func (s *Store) RecordStep(ctx context.Context, actor Actor, deploymentID, key string, change DeploymentChange, ev models.DeploymentEvent) error {
-	return s.write(ctx, actor, func(tx *gorm.DB, au *auditor) error {
-		var n int64
-		if err := tx.Model(&models.DeploymentEvent{}).Where("deployment_id = ? AND event_key = ?", deploymentID, key).Count(&n).Error; err != nil {
-			return fmt.Errorf("check step %s of %s: %w", key, deploymentID, err)
-		}
-		if n > 0 {
-			return nil
-		}
-		before, err := get[models.Deployment](ctx, tx, kindDeployment, deploymentID)
-		if err != nil {
-			return err
-		}
-		t := now()
-		cols := map[string]any{"updated_at": t}
-		if change.Status != nil {
-			cols["status"] = *change.Status
-			if change.Status.Terminal() {
-				cols["finished_at"] = t
-			}
-			ev.Status = *change.Status
-		} else {
-			ev.Status = before.Status
-		}
-		if change.Scenario != nil {
-			cols["scenario"] = *change.Scenario
-		}
-		if change.WaveIndex != nil {
-			cols["wave_index"] = *change.WaveIndex
-		}
-		if change.WaveCount != nil {
-			cols["wave_count"] = *change.WaveCount
-		}
-		if change.Plan != nil {
-			cols["plan"] = models.NewJSON(change.Plan)
-		}
-		if change.Outcome != nil {
-			cols["outcome"] = *change.Outcome
-		}
-		if change.PONRAt != nil {
-			cols["ponr_at"] = change.PONRAt.UTC()
-		}
-		if change.ELSEndsAt != nil {
-			cols["els_ends_at"] = change.ELSEndsAt.UTC()
-		}
-		if err := tx.Model(&models.Deployment{}).Where("id = ?", deploymentID).Updates(cols).Error; err != nil {
-			return fmt.Errorf("update deployment %s: %w", deploymentID, err)
-		}
-		if err := insertEvent(tx, deploymentID, key, ev); err != nil {
-			return err
-		}
-		if change.Status == nil || *change.Status == before.Status {
-			return nil // progress, not a change of state: the timeline has it
-		}
-		return au.record(tx, models.ActionUpdate, "deployment", deploymentID,
-			map[string]any{"status": before.Status}, map[string]any{"status": *change.Status, "event": ev.Message})
-	})
+	return s.RecordSteps(ctx, actor, deploymentID, []Step{{Key: key, Change: change, Event: ev}})
 }
 
 func insertEvent(tx *gorm.DB, deploymentID, key string, ev models.DeploymentEvent) error {
 	ev.ID, ev.DeploymentID, ev.Key = 0, deploymentID, key
+	ev.Message = models.CleanText(ev.Message)
 	if ev.At.IsZero() {
 		ev.At = now()
 	}
@@ -258,18 +228,21 @@ func (s *Store) RecordApproval(ctx context.Context, actor Actor, a models.Approv
 		if a.Comment != "" {
 			msg += ": " + a.Comment
 		}
-		if err := insertEvent(tx, a.DeploymentID, "vote/"+a.Approver, models.DeploymentEvent{Type: "vote", Message: msg,
+		if err := insertEvent(tx, a.DeploymentID, "vote/"+a.Approver, models.DeploymentEvent{Type: models.EventVote, Message: msg,
 			Status: models.StatusAwaitingApproval,
 			Data:   models.NewJSON[any](a)}); err != nil {
 			return err
 		}
-		return au.record(tx, models.ActionCreate, "approval", a.DeploymentID+"/"+a.Approver, nil, a)
+		person := &auditor{s: s, actor: Actor{Subject: a.Approver, RequestID: actor.RequestID}}
+		return person.record(tx, a.Decision, "deployment", a.DeploymentID, nil,
+			map[string]any{"decision": a.Decision, "comment": a.Comment, "via": a.Via})
 	})
 }
 
 // AppendEvent adds a line to a deployment's timeline once per key, without
 // changing the deployment (for example, an invalid signal that was ignored).
 func (s *Store) AppendEvent(ctx context.Context, deploymentID, key string, ev models.DeploymentEvent) error {
+	ev.Message = models.CleanText(ev.Message)
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		return insertEvent(tx, deploymentID, key, ev)
 	})
@@ -283,15 +256,46 @@ func (s *Store) UpsertDeploymentTargets(ctx context.Context, rows []models.Deplo
 	t := now()
 	for i := range rows {
 		rows[i].UpdatedAt = t
+		rows[i].Message = models.CleanText(rows[i].Message)
 	}
+	// In batches: a statement holds at most 65,535 parameters on Postgres.
 	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "deployment_id"}, {Name: "target_id"}},
 		DoUpdates: clause.AssignmentColumns([]string{"status", "from_version", "to_version", "message", "wave", "updated_at"}),
-	}).Create(&rows).Error
+	}).CreateInBatches(&rows, 1000).Error
 	if err != nil {
 		return fmt.Errorf("write deployment targets: %w", err)
 	}
 	return nil
+}
+
+// SetTargetStatus records a target's status and message in a deployment,
+// keeping its from and to versions (which say what the deployment meant to
+// change, whatever happened since). With onlyIf set, only a row in one of
+// those statuses changes; it reports whether one did.
+func (s *Store) SetTargetStatus(ctx context.Context, deploymentID string, targetIDs []string, status, message string, onlyIf ...string) (int64, error) {
+	q := s.db.WithContext(ctx).Model(&models.DeploymentTarget{}).Where("deployment_id = ? AND target_id IN ?", deploymentID, targetIDs)
+	if len(onlyIf) > 0 {
+		q = q.Where("status IN ?", onlyIf)
+	}
+	res := q.Updates(map[string]any{"status": status, "message": models.CleanText(message), "updated_at": now()})
+	if res.Error != nil {
+		return 0, fmt.Errorf("record target status in %s: %w", deploymentID, res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// GetDeploymentTarget returns one target's row in a deployment.
+func (s *Store) GetDeploymentTarget(ctx context.Context, deploymentID, targetID string) (*models.DeploymentTarget, error) {
+	var row models.DeploymentTarget
+	err := s.db.WithContext(ctx).Where("deployment_id = ? AND target_id = ?", deploymentID, targetID).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, fmt.Errorf("target %s in deployment %s: %w", targetID, deploymentID, models.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load target %s of deployment %s: %w", targetID, deploymentID, err)
+	}
+	return &row, nil
 }
 
 // TargetStates returns the state of each of the given targets (absent ones
@@ -323,22 +327,26 @@ func (s *Store) SetTargetCurrent(ctx context.Context, targetID, releaseID, versi
 }
 
 // CommitLastKnownGood makes the release the last known good of each target
-// (or clears it, for a decommission: releaseID "").
+// (or clears it, for a decommission: releaseID ""), in one statement per
+// thousand targets.
 func (s *Store) CommitLastKnownGood(ctx context.Context, actor Actor, deploymentID string, targetIDs []string, releaseID, version string) error {
 	return s.write(ctx, actor, func(tx *gorm.DB, au *auditor) error {
 		t := now()
-		for _, id := range targetIDs {
-			row := models.TargetState{TargetID: id, CurrentReleaseID: releaseID, CurrentVersion: version,
+		rows := make([]models.TargetState, len(targetIDs))
+		for i, id := range targetIDs {
+			rows[i] = models.TargetState{TargetID: id, CurrentReleaseID: releaseID, CurrentVersion: version,
 				LastKnownGoodID: releaseID, LastKnownGoodVer: version, UpdatedByDeployment: deploymentID, UpdatedAt: t}
+		}
+		if len(rows) > 0 {
 			if err := tx.Clauses(clause.OnConflict{
 				Columns:   []clause.Column{{Name: "target_id"}},
 				DoUpdates: clause.AssignmentColumns([]string{"current_release_id", "current_version", "last_known_good_id", "last_known_good_ver", "updated_by_deployment", "updated_at"}),
-			}).Create(&row).Error; err != nil {
-				return fmt.Errorf("commit last known good of target %s: %w", id, err)
+			}).CreateInBatches(&rows, 1000).Error; err != nil {
+				return fmt.Errorf("commit last known good of %d targets: %w", len(rows), err)
 			}
 		}
 		return au.record(tx, models.ActionUpdate, "last_known_good", deploymentID, nil,
-			map[string]any{"targets": targetIDs, "release_id": releaseID, "version": version})
+			map[string]any{"targets": len(targetIDs), "release_id": releaseID, "version": version})
 	})
 }
 
@@ -368,10 +376,11 @@ func (s *Store) CloseOrphan(ctx context.Context, id, reason string) error {
 		}
 		t := now()
 		if err := tx.Model(&models.Deployment{}).Where("id = ?", id).Updates(map[string]any{
-			"status": models.StatusFailed, "outcome": reason, "finished_at": t, "updated_at": t}).Error; err != nil {
+			"status": models.StatusFailed, "outcome": reason, "finished_at": t, "updated_at": t,
+			"hold": models.NewJSON[*models.Hold](nil)}).Error; err != nil {
 			return fmt.Errorf("close orphaned deployment %s: %w", id, err)
 		}
-		if err := insertEvent(tx, id, "orphaned", models.DeploymentEvent{Type: "orphaned", Status: models.StatusFailed, Message: reason}); err != nil {
+		if err := insertEvent(tx, id, "orphaned", models.DeploymentEvent{Type: models.EventOrphaned, Status: models.StatusFailed, Message: reason}); err != nil {
 			return err
 		}
 		return au.record(tx, models.ActionUpdate, "deployment", id, map[string]any{"status": d.Status},
@@ -379,18 +388,43 @@ func (s *Store) CloseOrphan(ctx context.Context, id, reason string) error {
 	})
 }
 
-// NextInLane returns the oldest active deployment of the application to the
-// environment other than exclude, or "" when there is none.
-func (s *Store) NextInLane(ctx context.Context, applicationID, environmentID, exclude string) (string, error) {
+// ActiveInLane returns the active deployments of the application to the
+// environment other than exclude, oldest first, at most limit.
+func (s *Store) ActiveInLane(ctx context.Context, applicationID, environmentID, exclude string, limit int) ([]string, error) {
 	var ids []string
 	err := s.db.WithContext(ctx).Model(&models.Deployment{}).
 		Where("application_id = ? AND environment_id = ? AND id <> ? AND status NOT IN ?",
 			applicationID, environmentID, exclude, models.TerminalStatuses).
-		Order("id").Limit(1).Pluck("id", &ids).Error
+		Order("id").Limit(limit).Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("find active deployments of the lane of %s: %w", exclude, err)
+	}
+	return ids, nil
+}
+
+// NextInLane returns the oldest active deployment of the application to the
+// environment other than exclude, or "" when there is none.
+func (s *Store) NextInLane(ctx context.Context, applicationID, environmentID, exclude string) (string, error) {
+	ids, err := s.ActiveInLane(ctx, applicationID, environmentID, exclude, 1)
 	if err != nil || len(ids) == 0 {
 		return "", err
 	}
 	return ids[0], nil
+}
+
+// RollingOutInLane returns the other deployments of the application to the
+// environment that are changing targets now (deploying, paused mid-rollout,
+// validating, rolling back): none may run beside another.
+func (s *Store) RollingOutInLane(ctx context.Context, applicationID, environmentID, exclude string) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&models.Deployment{}).
+		Where("application_id = ? AND environment_id = ? AND id <> ? AND status IN ?", applicationID, environmentID, exclude,
+			[]models.Status{models.StatusDeploying, models.StatusPaused, models.StatusValidating, models.StatusRollingBack}).
+		Order("id").Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("find deployments rolling out beside %s: %w", exclude, err)
+	}
+	return ids, nil
 }
 
 // RecentOutcomes counts how the last n finished deployments to the
@@ -414,23 +448,31 @@ func (s *Store) RecentOutcomes(ctx context.Context, environmentID string, n int)
 
 // CreateIncident links an incident to a deployment.
 func (s *Store) CreateIncident(ctx context.Context, actor Actor, in *models.Incident) error {
+	_, err := s.CreateIncidentOnce(ctx, actor, in)
+	return err
+}
+
+// CreateIncidentOnce links an incident to a deployment unless one with its
+// id exists already (a retried activity); created says whether it did.
+func (s *Store) CreateIncidentOnce(ctx context.Context, actor Actor, in *models.Incident) (created bool, err error) {
 	v := &models.ValidationError{}
 	if models.SeverityRank(in.Severity) < 0 {
 		v.Add("severity", "%q must be one of critical, high, medium, low", in.Severity)
 	}
+	models.CheckText(v, "title", in.Title)
 	if in.Title == "" {
 		v.Add("title", "is required: say what is wrong")
-	} else if len(in.Title) > 500 {
-		v.Add("title", "must be at most 500 characters")
+	} else if len(in.Title) > models.IncidentTitleMax {
+		v.Add("title", "must be at most %d characters", models.IncidentTitleMax)
 	}
 	if err := v.Err(); err != nil {
-		return err
+		return false, err
 	}
 	if in.ID == "" {
 		in.ID = models.NewID("inc")
 	}
 	in.Status, in.ReportedBy, in.CreatedAt = models.IncidentOpen, actor.Subject, now()
-	return s.write(ctx, actor, func(tx *gorm.DB, au *auditor) error {
+	err = s.write(ctx, actor, func(tx *gorm.DB, au *auditor) error {
 		var n int64
 		if err := tx.Model(&models.Incident{}).Where("id = ?", in.ID).Count(&n).Error; err != nil {
 			return err
@@ -444,12 +486,14 @@ func (s *Store) CreateIncident(ctx context.Context, actor Actor, in *models.Inci
 		if err := tx.Create(in).Error; err != nil {
 			return translate(err, "incident")
 		}
-		if err := insertEvent(tx, in.DeploymentID, "incident/"+in.ID, models.DeploymentEvent{Type: "incident",
+		if err := insertEvent(tx, in.DeploymentID, "incident/"+in.ID, models.DeploymentEvent{Type: models.EventIncident,
 			Message: fmt.Sprintf("%s incident linked by %s: %s", in.Severity, in.ReportedBy, in.Title)}); err != nil {
 			return err
 		}
+		created = true
 		return au.record(tx, models.ActionCreate, "incident", in.ID, nil, in)
 	})
+	return created, err
 }
 
 // ListIncidents returns the incidents linked to a deployment.
@@ -468,10 +512,12 @@ func (s *Store) PrincipalGroups(ctx context.Context, subject string) ([]string, 
 		return nil, false, fmt.Errorf("look up groups of %s: %w", subject, err)
 	}
 	set := map[string]bool{}
+	live := 0
 	for _, t := range toks {
 		if t.ExpiresAt != nil && time.Now().After(*t.ExpiresAt) {
 			continue
 		}
+		live++
 		for _, g := range t.Groups.V {
 			set[g] = true
 		}
@@ -481,7 +527,7 @@ func (s *Store) PrincipalGroups(ctx context.Context, subject string) ([]string, 
 		groups = append(groups, g)
 	}
 	sort.Strings(groups)
-	return groups, len(toks) > 0, nil
+	return groups, live > 0, nil
 }
 
 // SimulatedVersion returns what runs on a simulated target.
@@ -537,4 +583,44 @@ func (s *Store) CountDeploymentsByStatus(ctx context.Context) (map[models.Status
 		out[r.Status] = r.N
 	}
 	return out, nil
+}
+
+// SavePlan stores a deployment's plan, with the scenario it settled on and
+// its number of waves.
+func (s *Store) SavePlan(ctx context.Context, actor Actor, id string, plan *models.Plan) error {
+	err := s.db.WithContext(ctx).Model(&models.Deployment{}).Where("id = ?", id).Updates(map[string]any{
+		"plan": models.NewJSON(plan), "scenario": plan.Scenario, "wave_count": len(plan.Waves), "updated_at": now()}).Error
+	if err != nil {
+		return fmt.Errorf("save the plan of %s: %w", id, err)
+	}
+	return nil
+}
+
+// ActiveInEnvironment returns the deployments to an environment that may
+// still wait for its windows and freezes: queued, scheduled, deploying or
+// paused.
+func (s *Store) ActiveInEnvironment(ctx context.Context, environmentID string) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&models.Deployment{}).
+		Where("environment_id = ? AND status IN ?", environmentID,
+			[]models.Status{models.StatusQueued, models.StatusAwaitingApproval, models.StatusScheduled, models.StatusDeploying, models.StatusPaused}).
+		Order("id").Pluck("id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("find active deployments of environment %s: %w", environmentID, err)
+	}
+	return ids, nil
+}
+
+// InferScenario says what deploying version to an environment does, from
+// what Transit recorded as running on its targets (planning asks the
+// targets themselves, and may say otherwise).
+func (s *Store) InferScenario(ctx context.Context, environmentID, version string) (string, error) {
+	var running []string
+	err := s.db.WithContext(ctx).Table("target_states").
+		Joins("JOIN targets ON targets.id = target_states.target_id").
+		Where("targets.environment_id = ?", environmentID).Pluck("target_states.current_version", &running).Error
+	if err != nil {
+		return "", fmt.Errorf("what runs in environment %s: %w", environmentID, err)
+	}
+	return models.InferScenario(running, version), nil
 }

@@ -218,6 +218,16 @@ var migrations = []migration{
 			`ALTER TABLE idempotency_keys ADD COLUMN request_hash TEXT NOT NULL DEFAULT ''`,
 		},
 	},
+	{
+		Version: 6,
+		Name:    "deployment holds",
+		Both: []string{
+			// What keeps a deployment from going on: a freeze, a window, a pause.
+			`ALTER TABLE deployments ADD COLUMN hold {{json}}`,
+			// GET /audit?actor=alice
+			`CREATE INDEX audit_events_actor ON audit_events (actor, seq)`,
+		},
+	},
 }
 
 // LatestVersion is the schema version this build migrates to.
