@@ -51,6 +51,8 @@ type Request struct {
 	// Progress, when set, is called while long work goes on (the activity
 	// turns it into a Temporal heartbeat).
 	Progress func(detail string)
+	// lock is the step's lock while a script driver runs it.
+	lock *stepLock
 }
 
 // Result is what a change left behind.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +66,9 @@ type command struct {
 	ProgressEvery time.Duration
 	// SeparateStdout keeps a tail of stdout alone as well.
 	SeparateStdout bool
+	// Lock, when set, is the step's lock: the process inherits it, and it
+	// records the process group.
+	Lock *stepLock
 }
 
 type commandResult struct {
@@ -90,7 +94,13 @@ func runCommand(ctx context.Context, c command) (commandResult, error) {
 	cmd := exec.Command(c.Path, c.Args...)
 	cmd.Dir = c.Dir
 	cmd.Env = c.Env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so that a cancel reaches every process of it;
+	// and SIGKILL when the worker dies (the thread that started it is kept
+	// for as long as the process lives, see startAndWait).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if f := c.Lock.file(); f != nil {
+		cmd.ExtraFiles = []*os.File{f}
+	}
 
 	// The output goes through pipes of our own rather than exec's copying
 	// goroutines, so that Wait returns when the process exits even if a
@@ -115,7 +125,8 @@ func runCommand(ctx context.Context, c command) (commandResult, error) {
 		dsts = append(dsts, combined)
 		cmd.Stderr = errW
 	}
-	if err := cmd.Start(); err != nil {
+	exited := make(chan error, 1)
+	if err := startAndWait(cmd, exited); err != nil {
 		closeFiles(readers)
 		closeFiles(writers)
 		return commandResult{}, fmt.Errorf("start %s (%s): %w", c.Label, c.Path, err)
@@ -127,8 +138,7 @@ func runCommand(ctx context.Context, c command) (commandResult, error) {
 	}
 
 	pgid := cmd.Process.Pid
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	c.Lock.setPGID(pgid)
 
 	var timeout <-chan time.Time
 	if c.Timeout > 0 {
@@ -204,6 +214,24 @@ loop:
 		return res, xe
 	}
 	return res, nil
+}
+
+// startAndWait starts cmd and sends its Wait error on exited, from one
+// goroutine locked to its OS thread: Linux sends a child its Pdeathsig when
+// the thread that forked it ends, so that thread must outlive the child.
+// The goroutine never unlocks, so its thread ends with it, after the child.
+func startAndWait(cmd *exec.Cmd, exited chan<- error) error {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	return <-started
 }
 
 // stopGroup sends SIGTERM to the process group pgid and waits for the

@@ -23,10 +23,10 @@ import (
 // HTTP driver defaults and protocol names.
 const (
 	// DefaultHTTPTimeout bounds one request of the http driver.
-	DefaultHTTPTimeout = 30 * time.Second
+	DefaultHTTPTimeout = models.DefaultHTTPTimeout
 	// DefaultHTTPRetries is how many times a request is retried after a 5xx
 	// or a connection error.
-	DefaultHTTPRetries = 3
+	DefaultHTTPRetries = models.DefaultHTTPRetries
 	// DefaultPollInterval is the pause between two status polls.
 	DefaultPollInterval = 2 * time.Second
 	// DefaultHTTPBackoff is the pause before the first retry; it doubles
@@ -48,7 +48,7 @@ const (
 )
 
 const (
-	maxHTTPBackoff  = 30 * time.Second
+	maxHTTPBackoff  = models.MaxHTTPBackoff
 	maxResponseBody = 1 << 20
 	redacted        = "[redacted]"
 )
@@ -198,15 +198,17 @@ func (h *HTTP) Current(ctx context.Context, t Target) (string, error) {
 
 // call is one use of a target's webhook: its config with secrets resolved.
 type call struct {
-	cfg        models.HTTPConfig
-	method     string
-	timeout    time.Duration
-	retries    int
-	poll       time.Duration
-	headers    http.Header
-	hmacKey    []byte
-	secrets    []string
-	transcript *tailBuffer
+	cfg     models.HTTPConfig
+	method  string
+	timeout time.Duration
+	retries int
+	poll    time.Duration
+	// statusTimeout bounds the polling of the status URL.
+	statusTimeout time.Duration
+	headers       http.Header
+	hmacKey       []byte
+	secrets       []string
+	transcript    *tailBuffer
 }
 
 func (h *HTTP) newCall(t Target) (*call, error) {
@@ -237,6 +239,9 @@ func (h *HTTP) newCall(t Target) (*call, error) {
 	}
 	if cl.poll <= 0 {
 		cl.poll = DefaultPollInterval
+	}
+	if cl.statusTimeout = cfg.StatusTimeout.D(); cl.statusTimeout <= 0 {
+		cl.statusTimeout = models.DefaultStatusTimeout
 	}
 	for k, v := range cfg.Headers {
 		cl.headers.Set(k, v)
@@ -397,11 +402,16 @@ func (h *HTTP) pollStatus(ctx context.Context, cl *call, action, statusURL strin
 	ticker := time.NewTicker(cl.poll)
 	defer ticker.Stop()
 	start := time.Now()
+	deadline := time.NewTimer(cl.statusTimeout)
+	defer deadline.Stop()
 	failures := 0
 	for polls := 1; ; polls++ {
 		select {
 		case <-ctx.Done():
 			return WebhookStatus{}, fmt.Errorf("wait for %s status: %w", action, context.Cause(ctx))
+		case <-deadline.C:
+			return WebhookStatus{}, fmt.Errorf("wait for %s status: %w: the status URL did not report succeeded or failed within status_timeout %s",
+				action, ErrTimeout, cl.statusTimeout)
 		case <-ticker.C:
 		}
 		st, retry, err := h.once(ctx, cl, exchange{action: action, method: http.MethodGet, url: statusURL, key: req.IdempotencyKey})
@@ -519,7 +529,9 @@ func (h *HTTP) once(ctx context.Context, cl *call, ex exchange) (WebhookStatus, 
 		cl.transcript.Printf("[%s] %s %s: %s, reading the body failed", ex.action, method, url, resp.Status)
 		return WebhookStatus{}, true, fmt.Errorf("%s %s: read answer: %w", method, url, err)
 	}
-	clean := cl.redact(snippet(raw))
+	// Redact first, then cut: a cut through a secret would leave a part of
+	// it that redaction no longer recognises.
+	clean := snippet([]byte(cl.redact(string(raw))))
 	cl.transcript.Printf("[%s] %s %s: %s in %s: %s", ex.action, method, url, resp.Status, time.Since(start).Round(10*time.Microsecond), clean)
 	h.log.DebugContext(ctx, "webhook answered", "action", ex.action, "method", method, "url", url, "status", resp.StatusCode)
 	switch {

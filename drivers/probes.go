@@ -29,6 +29,14 @@ type ProbeResult struct {
 	Value float64 `json:"value"`
 	// Message says what was measured and why it passed or failed.
 	Message string `json:"message"`
+	// Error says the probe could not measure at all: the monitoring system
+	// did not answer, answered an error or nothing, or the probe is
+	// misconfigured. That is no evidence either way, never a breach.
+	Error bool `json:"error,omitempty"`
+}
+
+func probeError(name, format string, args ...any) ProbeResult {
+	return ProbeResult{Name: name, Error: true, Message: fmt.Sprintf(format, args...)}
 }
 
 // RunProbe runs an observation probe on a target with the default Prober.
@@ -51,38 +59,35 @@ type Prober struct {
 //
 // Types: http (requests GETs of url, a template over TemplateData; Value is
 // the share answered with expect_status, 200 by default; passes when
-// Value >= Threshold), prometheus (an instant query, a template too, at
-// url/api/v1/query; Value is the first sample of a vector or the scalar;
-// passes when Value <comparison> Threshold) and simulated (fails with
-// failure_rate, drawn from seed, target, probe and the current interval).
+// Value >= Threshold: the service not answering is a measurement, not an
+// error), prometheus (an instant query, a template too, at
+// url/api/v1/query; every series of a vector, or the scalar, must satisfy
+// Value <comparison> Threshold; Prometheus failing, or an empty result, is
+// an Error) and simulated (fails with failure_rate, drawn from seed,
+// target, probe and the current interval).
 func (p Prober) Run(ctx context.Context, spec models.ProbeSpec, t Target, r Release) ProbeResult {
 	data := templateDataFor("probe", Request{Target: t, Release: r})
-	res := ProbeResult{Name: spec.Name}
 	switch spec.Type {
 	case models.ProbeHTTP:
 		var cfg models.HTTPProbeConfig
 		if err := models.DecodeStrict(spec.Config, &cfg); err != nil {
-			res.Message = fmt.Sprintf("invalid http probe: %v", err)
-			return res
+			return probeError(spec.Name, "invalid http probe: %v", err)
 		}
 		return p.httpProbe(ctx, spec, cfg, data)
 	case models.ProbePrometheus:
 		var cfg models.PrometheusProbeConfig
 		if err := models.DecodeStrict(spec.Config, &cfg); err != nil {
-			res.Message = fmt.Sprintf("invalid prometheus probe: %v", err)
-			return res
+			return probeError(spec.Name, "invalid prometheus probe: %v", err)
 		}
 		return p.prometheusProbe(ctx, spec, cfg, data)
 	case models.ProbeSimulated:
 		var cfg models.SimulatedProbeConfig
 		if err := models.DecodeStrict(spec.Config, &cfg); err != nil {
-			res.Message = fmt.Sprintf("invalid simulated probe: %v", err)
-			return res
+			return probeError(spec.Name, "invalid simulated probe: %v", err)
 		}
 		return p.simulatedProbe(spec, cfg, t, r)
 	}
-	res.Message = fmt.Sprintf("unknown probe type %q: use http, prometheus or simulated", spec.Type)
-	return res
+	return probeError(spec.Name, "unknown probe type %q: use http, prometheus or simulated", spec.Type)
 }
 
 func (p Prober) timeout() time.Duration {
@@ -96,8 +101,7 @@ func (p Prober) httpProbe(ctx context.Context, spec models.ProbeSpec, cfg models
 	res := ProbeResult{Name: spec.Name}
 	target, err := render("url", cfg.URL, data)
 	if err != nil {
-		res.Message = fmt.Sprintf("invalid http probe: %v", err)
-		return res
+		return probeError(spec.Name, "invalid http probe: %v", err)
 	}
 	n := cfg.Requests
 	if n <= 0 {
@@ -113,9 +117,7 @@ func (p Prober) httpProbe(ctx context.Context, spec models.ProbeSpec, cfg models
 		status, body, err := httpGet(ctx, p.Client, target, p.timeout())
 		switch {
 		case ctx.Err() != nil:
-			res.Value = float64(ok) / float64(n)
-			res.Message = fmt.Sprintf("cancelled after %d of %d requests: %v", i, n, context.Cause(ctx))
-			return res
+			return probeError(spec.Name, "cancelled after %d of %d requests: %v", i, n, context.Cause(ctx))
 		case err != nil:
 			lastFailure = err.Error()
 		case status != want:
@@ -146,53 +148,78 @@ type promResponse struct {
 }
 
 func (p Prober) prometheusProbe(ctx context.Context, spec models.ProbeSpec, cfg models.PrometheusProbeConfig, data TemplateData) ProbeResult {
-	res := ProbeResult{Name: spec.Name}
 	query, err := render("query", cfg.Query, data)
 	if err != nil {
-		res.Message = fmt.Sprintf("invalid prometheus probe: %v", err)
-		return res
+		return probeError(spec.Name, "invalid prometheus probe: %v", err)
 	}
 	if !validComparison(cfg.Comparison) {
-		res.Message = fmt.Sprintf("invalid prometheus probe: comparison %q must be one of <, <=, >, >=", cfg.Comparison)
-		return res
+		return probeError(spec.Name, "invalid prometheus probe: comparison %q must be one of <, <=, >, >=", cfg.Comparison)
 	}
 	endpoint := strings.TrimRight(cfg.URL, "/") + "/api/v1/query?query=" + url.QueryEscape(query)
 	status, body, err := httpGet(ctx, p.Client, endpoint, p.timeout())
 	if err != nil {
-		res.Message = fmt.Sprintf("query %q: %v", query, err)
-		return res
+		return probeError(spec.Name, "query %s: prometheus did not answer: %v", shortQuery(query), err)
 	}
 	var pr promResponse
 	if err := json.Unmarshal(body, &pr); err != nil {
-		res.Message = fmt.Sprintf("query %q: prometheus answered %d with a body that is not its API's JSON: %s", query, status, snippet(body))
-		return res
+		return probeError(spec.Name, "query %s: prometheus answered %d with a body that is not its API's JSON: %s", shortQuery(query), status, snippet(body))
 	}
 	if pr.Status != "success" {
-		res.Message = fmt.Sprintf("query %q: prometheus answered %d, %s: %s", query, status, orDefault(pr.ErrorType, pr.Status), pr.Error)
-		return res
+		return probeError(spec.Name, "query %s: prometheus answered %d, %s: %s", shortQuery(query), status, orDefault(pr.ErrorType, pr.Status), pr.Error)
 	}
-	value, err := promValue(pr)
+	samples, err := promSamples(pr)
 	if err != nil {
-		res.Message = fmt.Sprintf("query %q: %v", query, err)
-		return res
+		return probeError(spec.Name, "query %s: %v", shortQuery(query), err)
 	}
-	// JSON, and so Temporal, cannot carry ±Inf: Value is clamped, the
-	// comparison and the message use the real value.
-	res.Value = math.Max(-math.MaxFloat64, math.Min(math.MaxFloat64, value))
-	res.Passed = compare(value, cfg.Comparison, spec.Threshold)
-	verdict := "passed"
-	if !res.Passed {
-		verdict = "failed"
+	res := ProbeResult{Name: spec.Name, Passed: true}
+	var failing []string
+	for i, smp := range samples {
+		ok := compare(smp.value, cfg.Comparison, spec.Threshold)
+		if i == 0 || (!ok && res.Passed) {
+			// JSON, and so Temporal, cannot carry ±Inf: Value is clamped.
+			res.Value = math.Max(-math.MaxFloat64, math.Min(math.MaxFloat64, smp.value))
+		}
+		if !ok {
+			res.Passed = false
+			failing = append(failing, smp.series+" = "+formatFloat(smp.value))
+		}
 	}
-	res.Message = fmt.Sprintf("query %q = %s, want %s %s: %s",
-		query, formatFloat(value), cfg.Comparison, formatFloat(spec.Threshold), verdict)
+	want := cfg.Comparison + " " + formatFloat(spec.Threshold)
+	switch {
+	case len(samples) == 1:
+		verdict := "passed"
+		if !res.Passed {
+			verdict = "failed"
+		}
+		res.Message = fmt.Sprintf("query %s = %s, want %s: %s", shortQuery(query), formatFloat(samples[0].value), want, verdict)
+	case res.Passed:
+		res.Message = fmt.Sprintf("query %s: all %d series %s: passed", shortQuery(query), len(samples), want)
+	default:
+		shown := failing[:min(len(failing), 5)]
+		more := ""
+		if len(failing) > len(shown) {
+			more = fmt.Sprintf(" and %d more", len(failing)-len(shown))
+		}
+		res.Message = fmt.Sprintf("query %s: %d of %d series not %s: %s%s", shortQuery(query), len(failing), len(samples), want,
+			strings.Join(shown, ", "), more)
+	}
 	return res
 }
 
-// promValue reads the value of an instant query: the first sample of a
-// vector, or a scalar.
-func promValue(pr promResponse) (float64, error) {
-	var sample []any
+// shortQuery quotes a query for a message, cut to a readable length.
+func shortQuery(q string) string {
+	return strconv.Quote(models.Cut(q, 160))
+}
+
+type promSample struct {
+	series string
+	value  float64
+}
+
+// promSamples reads every sample of an instant query: each series of a
+// vector, or the scalar. An empty vector is an error: nothing matched, so
+// there is nothing to compare.
+func promSamples(pr promResponse) ([]promSample, error) {
 	switch pr.Data.ResultType {
 	case "vector":
 		var vec []struct {
@@ -200,19 +227,35 @@ func promValue(pr promResponse) (float64, error) {
 			Value  []any             `json:"value"`
 		}
 		if err := json.Unmarshal(pr.Data.Result, &vec); err != nil {
-			return 0, fmt.Errorf("read vector result: %w", err)
+			return nil, fmt.Errorf("read vector result: %w", err)
 		}
 		if len(vec) == 0 {
-			return 0, fmt.Errorf("the result is empty: no series matched, so there is nothing to compare")
+			return nil, fmt.Errorf("the result is empty: no series matched, so there is nothing to compare")
 		}
-		sample = vec[0].Value
+		out := make([]promSample, 0, len(vec))
+		for _, s := range vec {
+			v, err := sampleValue(s.Value)
+			if err != nil {
+				return nil, fmt.Errorf("series %s: %w", seriesName(s.Metric), err)
+			}
+			out = append(out, promSample{series: seriesName(s.Metric), value: v})
+		}
+		return out, nil
 	case "scalar":
+		var sample []any
 		if err := json.Unmarshal(pr.Data.Result, &sample); err != nil {
-			return 0, fmt.Errorf("read scalar result: %w", err)
+			return nil, fmt.Errorf("read scalar result: %w", err)
 		}
-	default:
-		return 0, fmt.Errorf("result type %q is not supported: the query must give a vector or a scalar", pr.Data.ResultType)
+		v, err := sampleValue(sample)
+		if err != nil {
+			return nil, err
+		}
+		return []promSample{{series: "scalar", value: v}}, nil
 	}
+	return nil, fmt.Errorf("result type %q is not supported: the query must give a vector or a scalar", pr.Data.ResultType)
+}
+
+func sampleValue(sample []any) (float64, error) {
 	if len(sample) != 2 {
 		return 0, fmt.Errorf("a sample must be [time, \"value\"], got %d elements", len(sample))
 	}
@@ -228,6 +271,15 @@ func promValue(pr promResponse) (float64, error) {
 		return v, fmt.Errorf("the value is NaN, which compares with nothing")
 	}
 	return v, nil
+}
+
+// seriesName writes a series' labels as PromQL does: {job="api",shard="b"}.
+func seriesName(labels map[string]string) string {
+	parts := make([]string, 0, len(labels))
+	for _, k := range models.SortedKeys(labels) {
+		parts = append(parts, k+"="+strconv.Quote(labels[k]))
+	}
+	return "{" + strings.Join(parts, ",") + "}"
 }
 
 func validComparison(c string) bool {

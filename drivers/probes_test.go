@@ -110,18 +110,22 @@ func TestPrometheusProbe(t *testing.T) {
 		pass       bool
 		value      float64
 		message    string
+		// errored: Prometheus could not measure; no evidence, no breach.
+		errored bool
 	}{
-		{"vector below", 200, vector, "<", 0.01, true, 0.002, `= 0.002, want < 0.01: passed`},
-		{"vector above", 200, vector, ">=", 0.01, false, 0.002, `= 0.002, want >= 0.01: failed`},
-		{"scalar", 200, scalar, ">", 40, true, 42, "= 42, want > 40"},
-		{"scalar equal is <=", 200, scalar, "<=", 42, true, 42, "passed"},
-		{"scalar equal is not <", 200, scalar, "<", 42, false, 42, "failed"},
-		{"empty", 200, empty, "<", 1, false, 0, "the result is empty"},
-		{"matrix", 200, matrix, "<", 1, false, 0, `result type "matrix" is not supported`},
-		{"error", 400, bad, "<", 1, false, 0, "prometheus answered 400, bad_data: 1:8: parse error"},
-		{"not json", 502, "<html>bad gateway</html>", "<", 1, false, 0, "answered 502 with a body that is not its API's JSON"},
-		{"infinity", 200, inf, "<", 1, false, math.MaxFloat64, "= +Inf, want < 1: failed"},
-		{"nan", 200, nan, "<", 1, false, 0, "NaN"},
+		// Every series is compared: shard "other" breaches while "shop" is fine.
+		{"one series of two breaches", 200, vector, "<", 0.01, false, 0.9, `1 of 2 series not < 0.01: {job="other"} = 0.9`, false},
+		{"every series passes", 200, vector, "<", 1, true, 0.002, `all 2 series < 1: passed`, false},
+		{"the other series breaches", 200, vector, ">=", 0.01, false, 0.002, `1 of 2 series not >= 0.01: {job="shop"} = 0.002`, false},
+		{"scalar", 200, scalar, ">", 40, true, 42, "= 42, want > 40", false},
+		{"scalar equal is <=", 200, scalar, "<=", 42, true, 42, "passed", false},
+		{"scalar equal is not <", 200, scalar, "<", 42, false, 42, "failed", false},
+		{"empty", 200, empty, "<", 1, false, 0, "the result is empty", true},
+		{"matrix", 200, matrix, "<", 1, false, 0, `result type "matrix" is not supported`, true},
+		{"error", 400, bad, "<", 1, false, 0, "prometheus answered 400, bad_data: 1:8: parse error", true},
+		{"not json", 502, "<html>bad gateway</html>", "<", 1, false, 0, "answered 502 with a body that is not its API's JSON", true},
+		{"infinity", 200, inf, "<", 1, false, math.MaxFloat64, "= +Inf, want < 1: failed", false},
+		{"nan", 200, nan, "<", 1, false, 0, "NaN", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,6 +137,7 @@ func TestPrometheusProbe(t *testing.T) {
 			}
 			res := RunProbe(context.Background(), probeSpec(t, models.ProbePrometheus, cfg, tc.threshold), testTarget(t, models.DriverSimulated, nil), testRelease("1.4.0"))
 			require.Equal(t, tc.pass, res.Passed, res.Message)
+			require.Equal(t, tc.errored, res.Error, res.Message)
 			require.Equal(t, tc.value, res.Value)
 			require.Contains(t, res.Message, tc.message)
 			require.Equal(t, `sum(rate(http_errors_total{app="shop",version="1.4.0"}[5m]))`, query.Load(), "the query is rendered and escaped")

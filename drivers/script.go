@@ -14,10 +14,10 @@ import (
 // Script driver defaults.
 const (
 	// DefaultScriptTimeout bounds one run of a target's command.
-	DefaultScriptTimeout = 10 * time.Minute
+	DefaultScriptTimeout = models.DefaultScriptTimeout
 	// DefaultKillGrace is the time a process group has between SIGTERM and
 	// SIGKILL.
-	DefaultKillGrace = 5 * time.Second
+	DefaultKillGrace = models.DefaultKillGrace
 	// DefaultProgressInterval is how often Progress is called while a
 	// command runs.
 	DefaultProgressInterval = 5 * time.Second
@@ -36,6 +36,9 @@ type ScriptOptions struct {
 	ProgressInterval time.Duration
 	// Logger gets a line per command run (slog.Default() when nil).
 	Logger *slog.Logger
+	// LockDir holds one lock file per step (DefaultLockDir() when empty):
+	// a retry of a step never runs beside an earlier run of it on this host.
+	LockDir string
 }
 
 // Script runs the command configured on the target (models.ScriptConfig)
@@ -65,6 +68,9 @@ func NewScript(opts ScriptOptions) *Script {
 	if opts.ProgressInterval <= 0 {
 		opts.ProgressInterval = DefaultProgressInterval
 	}
+	if opts.LockDir == "" {
+		opts.LockDir = DefaultLockDir()
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -79,7 +85,13 @@ func (s *Script) Deploy(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	current, err := s.current(ctx, cfg, req.Target, req.Progress)
+	lock, err := s.lock(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
+	defer lock.release()
+	req.lock = lock
+	current, err := s.current(ctx, cfg, req.Target, req.Progress, lock)
 	switch {
 	case ctx.Err() != nil:
 		return Result{}, fmt.Errorf("deploy %s to target %s: %w", req.Release.Version, req.Target.Name, err)
@@ -106,6 +118,12 @@ func (s *Script) Rollback(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	lock, err := s.lock(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
+	defer lock.release()
+	req.lock = lock
 	out, err := s.run(ctx, cfg, ActionRollback, req, false)
 	if err != nil {
 		return Result{Log: out.Output}, fmt.Errorf("roll target %s back to %s: %w", req.Target.Name, req.Release.Version, err)
@@ -120,6 +138,12 @@ func (s *Script) Remove(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	lock, err := s.lock(ctx, req)
+	if err != nil {
+		return Result{}, err
+	}
+	defer lock.release()
+	req.lock = lock
 	out, err := s.run(ctx, cfg, ActionRemove, req, false)
 	if err != nil {
 		return Result{Log: out.Output}, fmt.Errorf("remove release from target %s: %w", req.Target.Name, err)
@@ -134,11 +158,19 @@ func (s *Script) Current(ctx context.Context, t Target) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return s.current(ctx, cfg, t, nil)
+	return s.current(ctx, cfg, t, nil, nil)
 }
 
-func (s *Script) current(ctx context.Context, cfg models.ScriptConfig, t Target, progress func(string)) (string, error) {
-	out, err := s.run(ctx, cfg, ActionCurrent, Request{Target: t, Progress: progress}, true)
+// lock takes the step's lock (none without an idempotency key).
+func (s *Script) lock(ctx context.Context, req Request) (*stepLock, error) {
+	if req.IdempotencyKey == "" {
+		return nil, nil
+	}
+	return lockStep(ctx, s.opts.LockDir, req.IdempotencyKey, s.opts.KillGrace, req.Progress)
+}
+
+func (s *Script) current(ctx context.Context, cfg models.ScriptConfig, t Target, progress func(string), lock *stepLock) (string, error) {
+	out, err := s.run(ctx, cfg, ActionCurrent, Request{Target: t, Progress: progress, lock: lock}, true)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return "", fmt.Errorf("current version of target %s: %w", t.Name, err)
@@ -184,6 +216,7 @@ func (s *Script) run(ctx context.Context, cfg models.ScriptConfig, action string
 		Progress:       req.Progress,
 		ProgressEvery:  s.opts.ProgressInterval,
 		SeparateStdout: separateStdout,
+		Lock:           req.lock,
 	})
 	attrs := []any{"target", req.Target.Name, "action", action, "exit_code", out.ExitCode,
 		"duration", out.Duration.Round(time.Millisecond)}
