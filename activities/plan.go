@@ -68,18 +68,7 @@ func (a *Activities) Plan(ctx context.Context, in models.DeploymentInput) (PlanR
 		Strategy:        strategy,
 		Policy:          policy,
 		CurrentVersions: map[string]string{},
-	}
-	deployedSomewhere := false
-	for _, st := range states {
-		if st.CurrentVersion != "" {
-			deployedSomewhere = true
-		}
-	}
-	if plan.Scenario == "" {
-		plan.Scenario = models.ScenarioInstall
-		if deployedSomewhere {
-			plan.Scenario = models.ScenarioUpgrade
-		}
+		TargetsPerRun:   a.targetsPerRun(),
 	}
 
 	// Entry criteria.
@@ -104,11 +93,37 @@ func (a *Activities) Plan(ctx context.Context, in models.DeploymentInput) (PlanR
 			"%d of %d targets cannot be reached: %s", len(unreachable), len(targets), strings.Join(unreachable, "; "))
 	}
 	plan.CurrentVersions = current
+	running := make([]string, 0, len(current))
+	for _, t := range targets {
+		running = append(running, current[t.Name])
+	}
+	if plan.Scenario == "" {
+		plan.Scenario = models.InferScenario(running, rel.Version)
+	}
+
+	// A decommission touches only the targets where the release runs now.
+	if plan.Scenario == models.ScenarioDecommission {
+		var keep []models.Target
+		for _, t := range targets {
+			if current[t.Name] == rel.Version {
+				keep = append(keep, t)
+			} else {
+				plan.Untouched = append(plan.Untouched, t.Name)
+			}
+		}
+		if len(keep) == 0 {
+			return PlanResult{Plan: plan}, nonRetryable(models.ErrTypeRefused, nil,
+				"nothing to decommission: release %s runs on none of the %s of %s (%s)",
+				rel.Version, models.Plural(len(targets), "target"), env.Name, whatRunsWhere(targets, current))
+		}
+		targets = keep
+	}
 
 	pts := make([]models.PlanTarget, len(targets))
 	for i, t := range targets {
 		pts[i] = models.PlanTarget{ID: t.ID, Name: t.Name, Driver: t.Driver,
-			CurrentVersion: current[t.Name], LastKnownGoodID: states[t.ID].LastKnownGoodID}
+			CurrentVersion: current[t.Name], LastKnownGoodID: states[t.ID].LastKnownGoodID,
+			StepTimeout: models.Duration(models.StepTimeout(t.Driver, t.Config.V))}
 	}
 	plan.Waves = BuildWaves(pts, strategy)
 
@@ -143,9 +158,44 @@ func (a *Activities) Plan(ctx context.Context, in models.DeploymentInput) (PlanR
 		}
 	}
 	if err := a.Store.UpsertDeploymentTargets(ctx, rows); err != nil {
-		return PlanResult{}, err
+		return PlanResult{}, storeErr(err)
+	}
+	// The plan is stored here, once, so that the workflow does not carry it
+	// through its history a second time to record it.
+	if err := a.Store.SavePlan(ctx, actor(in.DeploymentID), in.DeploymentID, &plan); err != nil {
+		return PlanResult{}, storeErr(err)
 	}
 	return PlanResult{Plan: plan, Artifacts: rel.Artifacts.V}, nil
+}
+
+func (a *Activities) targetsPerRun() int {
+	if a.TargetsPerRun > 0 {
+		return a.TargetsPerRun
+	}
+	return DefaultTargetsPerRun
+}
+
+// whatRunsWhere says which version runs on which targets: "2.0.0 on
+// prod-01, prod-02; nothing on prod-03", naming at most 10 targets a version.
+func whatRunsWhere(targets []models.Target, current map[string]string) string {
+	byVersion := map[string][]string{}
+	for _, t := range targets {
+		byVersion[current[t.Name]] = append(byVersion[current[t.Name]], t.Name)
+	}
+	var parts []string
+	for _, v := range models.SortedKeys(byVersion) {
+		names := byVersion[v]
+		list := strings.Join(names[:min(len(names), 10)], ", ")
+		if len(names) > 10 {
+			list += fmt.Sprintf(" and %d more", len(names)-10)
+		}
+		what := v
+		if v == "" {
+			what = "nothing"
+		}
+		parts = append(parts, what+" on "+list)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func toVersion(scenario, version string) string {
@@ -333,6 +383,11 @@ func AssessRisk(f RiskFacts) models.Risk {
 		add(15, "first release: nothing is running there to fall back to")
 	case models.ScenarioDecommission:
 		add(20, "decommission: the application is taken out of %s", f.EnvironmentName)
+	case models.ScenarioDowngrade:
+		add(15, "downgrade: an older version replaces a newer one (%s); data migrations may not run backwards", fromList(f.FromVersions))
+		if jump := majorJump(f.FromVersions, f.ToVersion); jump != "" {
+			add(20, "%s", jump)
+		}
 	default:
 		if jump := majorJump(f.FromVersions, f.ToVersion); jump != "" {
 			add(20, "%s", jump)
@@ -360,6 +415,20 @@ func AssessRisk(f RiskFacts) models.Risk {
 		r.Reasons = append(r.Reasons, "routine change: small, not production, with a clean recent record")
 	}
 	return r
+}
+
+// fromList names the versions that run now: "1.4.0" or "1.3.0, 1.4.0".
+func fromList(from map[string]string) string {
+	seen := map[string]bool{}
+	var vs []string
+	for _, k := range models.SortedKeys(from) {
+		if v := from[k]; v != "" && !seen[v] {
+			seen[v] = true
+			vs = append(vs, v)
+		}
+	}
+	sort.Strings(vs)
+	return strings.Join(vs, ", ")
 }
 
 // majorJump describes a semver major version change, or returns "".

@@ -2,11 +2,9 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
-	"time"
-
-	"go.temporal.io/sdk/activity"
 
 	"github.com/transit-hq/transit/drivers"
 	"github.com/transit-hq/transit/models"
@@ -26,10 +24,18 @@ type TargetInput struct {
 	Environment  string            `json:"environment"`
 	Target       models.PlanTarget `json:"target"`
 	Wave         int               `json:"wave"`
-	// Release is the release to deploy, or the one to roll back to; empty
-	// ID on a rollback means "remove" (a first install rolled back).
-	Release    ReleaseRef `json:"release"`
-	RetainData bool       `json:"retain_data"`
+	// Release is the release to deploy, or the one to roll back to: by ID,
+	// or by Version alone when it ran before Transit knew the target; empty
+	// on a rollback means "remove" (nothing ran there before).
+	Release ReleaseRef `json:"release"`
+	// Previous is the version the step moves the target away from ("": the
+	// version the plan found there).
+	Previous   string `json:"previous,omitempty"`
+	RetainData bool   `json:"retain_data"`
+	// Undo marks a step that undoes this deployment's change of the target
+	// (a rollback, or a removed release put back): a target the deployment
+	// never touched is left alone.
+	Undo bool `json:"undo,omitempty"`
 	// Key is the idempotency key: the same for every retry of one step.
 	Key string `json:"key"`
 }
@@ -40,77 +46,155 @@ type TargetResult struct {
 	// LastKnownGood is the release to roll back to (empty: none, remove).
 	LastKnownGood ReleaseRef `json:"last_known_good"`
 	Log           string     `json:"log,omitempty"`
+	// Skipped: an undo found that the deployment never touched the target.
+	Skipped bool `json:"skipped,omitempty"`
+}
+
+func (in TargetInput) previous() string {
+	if in.Previous != "" {
+		return in.Previous
+	}
+	return in.Target.CurrentVersion
 }
 
 // DeployTarget puts the release on one target through its driver, with
-// heartbeats and an idempotency key, and returns the target's last known
-// good release for the compensation stack.
+// heartbeats and an idempotency key. A database outage on the way is waited
+// out (StoreOutage): it is not a failure of the target.
 func (a *Activities) DeployTarget(ctx context.Context, in TargetInput) (TargetResult, error) {
 	defer keepAlive(ctx)()
 	t, d, err := a.target(ctx, in)
 	if err != nil {
 		return TargetResult{}, err
 	}
-	states, err := a.Store.TargetStates(ctx, []string{t.ID})
-	if err != nil {
+	if in.Undo {
+		if skip, err := a.untouched(ctx, in); skip || err != nil {
+			return TargetResult{Skipped: skip}, err
+		}
+	}
+	var states map[string]models.TargetState
+	if err := a.storeCall(ctx, "load target state", func() (err error) {
+		states, err = a.Store.TargetStates(ctx, []string{t.ID})
+		return err
+	}); err != nil {
 		return TargetResult{}, err
 	}
 	lkg := ReleaseRef{ID: states[t.ID].LastKnownGoodID, Version: states[t.ID].LastKnownGoodVer}
-	if lkg.ID != "" {
-		if rel, err := a.Store.GetRelease(ctx, lkg.ID); err == nil {
-			lkg.Artifacts = rel.Artifacts.V
-		}
-	}
-	a.markTarget(ctx, in, models.TargetDeploying, "")
-	res, err := d.Deploy(ctx, a.request(ctx, in, t, lkg.Version))
-	if err != nil {
-		a.markTarget(ctx, in, models.TargetFailed, err.Error())
-		return TargetResult{}, a.driverErr(ctx, err)
-	}
-	if err := a.Store.SetTargetCurrent(ctx, t.ID, in.Release.ID, res.Version, in.DeploymentID); err != nil {
+	if err := a.mark(ctx, in, models.TargetDeploying, "deploying "+in.Release.Version); err != nil {
 		return TargetResult{}, err
 	}
-	a.markTarget(ctx, in, models.TargetDeployed, "now runs "+res.Version)
+	res, err := d.Deploy(ctx, a.request(ctx, in, t, in.previous()))
+	if err != nil {
+		_ = a.mark(ctx, in, failedStatus(in), err.Error())
+		return TargetResult{}, a.driverErr(ctx, err)
+	}
+	if err := a.storeCall(ctx, "record the target's version", func() error {
+		return a.Store.SetTargetCurrent(ctx, t.ID, in.Release.ID, res.Version, in.DeploymentID)
+	}); err != nil {
+		return TargetResult{}, err
+	}
+	status, msg := models.TargetDeployed, "now runs "+res.Version
+	if in.Undo {
+		status, msg = models.TargetRolledBack, "decommission undone: runs "+res.Version+" again"
+	}
+	if err := a.mark(ctx, in, status, msg); err != nil {
+		return TargetResult{}, err
+	}
 	a.logEvent(ctx, in, "deploy", res.Log)
 	return TargetResult{Version: res.Version, LastKnownGood: lkg, Log: tail(res.Log)}, nil
 }
 
-// RollbackTarget returns a target to its last known good release, or
-// removes the release when there is none (a first install).
+// RollbackTarget undoes the deployment's change of one target: it returns
+// it to the release it is given (the last known good, or what ran there
+// before), or removes the release when nothing ran there before. A target
+// the deployment never touched is left alone.
 func (a *Activities) RollbackTarget(ctx context.Context, in TargetInput) (TargetResult, error) {
 	defer keepAlive(ctx)()
 	t, d, err := a.target(ctx, in)
 	if err != nil {
 		return TargetResult{}, err
 	}
-	if in.Release.ID != "" && in.Release.Version == "" {
-		// The workflow knows the last known good by id only.
-		rel, err := a.Store.GetRelease(ctx, in.Release.ID)
-		if err != nil {
-			return TargetResult{}, a.planErr(err)
-		}
-		in.Release = ReleaseRef{ID: rel.ID, Version: rel.Version, Artifacts: rel.Artifacts.V}
+	if skip, err := a.untouched(ctx, in); skip || err != nil {
+		return TargetResult{Skipped: skip}, err
+	}
+	if err := a.resolveRelease(ctx, in.Application, &in.Release); err != nil {
+		return TargetResult{}, err
 	}
 	var res drivers.Result
-	if in.Release.ID == "" {
-		res, err = d.Remove(ctx, a.request(ctx, in, t, ""))
+	remove := in.Release.ID == "" && in.Release.Version == ""
+	if remove {
+		res, err = d.Remove(ctx, a.request(ctx, in, t, in.previous()))
 	} else {
-		res, err = d.Rollback(ctx, a.request(ctx, in, t, ""))
+		res, err = d.Rollback(ctx, a.request(ctx, in, t, in.previous()))
 	}
 	if err != nil {
-		a.markTarget(ctx, in, models.TargetRollbackErr, err.Error())
+		_ = a.mark(ctx, in, models.TargetRollbackErr, err.Error())
 		return TargetResult{}, a.driverErr(ctx, err)
 	}
-	if err := a.Store.SetTargetCurrent(ctx, t.ID, in.Release.ID, res.Version, in.DeploymentID); err != nil {
+	if err := a.storeCall(ctx, "record the target's version", func() error {
+		return a.Store.SetTargetCurrent(ctx, t.ID, in.Release.ID, res.Version, in.DeploymentID)
+	}); err != nil {
 		return TargetResult{}, err
 	}
 	msg := "rolled back to " + in.Release.Version
-	if in.Release.ID == "" {
-		msg = "first install rolled back: release removed"
+	if remove {
+		msg = "rolled back: nothing ran there before, so the release was removed"
 	}
-	a.markTarget(ctx, in, models.TargetRolledBack, msg)
+	if err := a.mark(ctx, in, models.TargetRolledBack, msg); err != nil {
+		return TargetResult{}, err
+	}
 	a.logEvent(ctx, in, "rollback", res.Log)
 	return TargetResult{Version: res.Version, Log: tail(res.Log)}, nil
+}
+
+// resolveRelease fills in what the workflow knows of a release by id alone
+// (its version and artifacts), or by version alone (its artifacts, when
+// Transit knows it). A version Transit does not know is passed on as it is.
+func (a *Activities) resolveRelease(ctx context.Context, application string, r *ReleaseRef) error {
+	switch {
+	case r.ID != "" && r.Version == "":
+		var rel *models.Release
+		if err := a.storeCall(ctx, "load release", func() (err error) {
+			rel, err = a.Store.GetRelease(ctx, r.ID)
+			return err
+		}); err != nil {
+			return a.planErr(err)
+		}
+		*r = ReleaseRef{ID: rel.ID, Version: rel.Version, Artifacts: rel.Artifacts.V}
+	case r.ID == "" && r.Version != "":
+		var rel *models.Release
+		err := a.storeCall(ctx, "find release", func() (err error) {
+			rel, err = a.Store.FindRelease(ctx, application, r.Version)
+			return err
+		})
+		switch {
+		case err == nil:
+			*r = ReleaseRef{ID: rel.ID, Version: rel.Version, Artifacts: rel.Artifacts.V}
+		case !errors.Is(err, models.ErrNotFound):
+			return err
+		}
+	}
+	return nil
+}
+
+// untouched reports whether the deployment never started to change the
+// target (its row is still pending): there is nothing to undo, and undoing
+// anyway could remove a version that ran before Transit knew the target.
+func (a *Activities) untouched(ctx context.Context, in TargetInput) (bool, error) {
+	var row *models.DeploymentTarget
+	err := a.storeCall(ctx, "load the target's row", func() (err error) {
+		row, err = a.Store.GetDeploymentTarget(ctx, in.DeploymentID, in.Target.ID)
+		return err
+	})
+	switch {
+	case errors.Is(err, models.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	case row.Status == models.TargetPending || row.Status == models.TargetNotStarted:
+		_ = a.mark(ctx, in, models.TargetNotStarted, "the rollout stopped before this target: nothing to undo")
+		return true, nil
+	}
+	return false, nil
 }
 
 // RemoveTarget takes the release off a target (decommission), passing
@@ -121,22 +205,35 @@ func (a *Activities) RemoveTarget(ctx context.Context, in TargetInput) (TargetRe
 	if err != nil {
 		return TargetResult{}, err
 	}
-	a.markTarget(ctx, in, models.TargetDeploying, "removing")
-	res, err := d.Remove(ctx, a.request(ctx, in, t, in.Target.CurrentVersion))
-	if err != nil {
-		a.markTarget(ctx, in, models.TargetFailed, err.Error())
-		return TargetResult{}, a.driverErr(ctx, err)
-	}
-	if err := a.Store.SetTargetCurrent(ctx, t.ID, "", "", in.DeploymentID); err != nil {
+	if err := a.mark(ctx, in, models.TargetDeploying, "removing "+in.Release.Version); err != nil {
 		return TargetResult{}, err
 	}
-	msg := "removed"
-	if in.RetainData {
-		msg = "removed; data retained"
+	res, err := d.Remove(ctx, a.request(ctx, in, t, in.previous()))
+	if err != nil {
+		_ = a.mark(ctx, in, models.TargetFailed, err.Error())
+		return TargetResult{}, a.driverErr(ctx, err)
 	}
-	a.markTarget(ctx, in, models.TargetRemoved, msg)
+	if err := a.storeCall(ctx, "record the target's version", func() error {
+		return a.Store.SetTargetCurrent(ctx, t.ID, "", "", in.DeploymentID)
+	}); err != nil {
+		return TargetResult{}, err
+	}
+	msg := "removed " + in.Release.Version
+	if in.RetainData {
+		msg += "; data retained"
+	}
+	if err := a.mark(ctx, in, models.TargetRemoved, msg); err != nil {
+		return TargetResult{}, err
+	}
 	a.logEvent(ctx, in, "remove", res.Log)
 	return TargetResult{Version: "", LastKnownGood: in.Release, Log: tail(res.Log)}, nil
+}
+
+func failedStatus(in TargetInput) string {
+	if in.Undo {
+		return models.TargetRollbackErr
+	}
+	return models.TargetFailed
 }
 
 // ValidateInput runs the environment's checks on one target.
@@ -170,17 +267,22 @@ func (a *Activities) ValidateTarget(ctx context.Context, in ValidateInput) (Vali
 			failed = append(failed, spec.Name+": "+r.Message)
 		}
 	}
-	if res.Passed {
-		a.markTarget(ctx, in.TargetInput, models.TargetValidated, fmt.Sprintf("%d checks passed", len(in.Checks)))
-	} else {
-		a.markTarget(ctx, in.TargetInput, models.TargetFailed, "validation failed: "+strings.Join(failed, "; "))
+	status, msg := models.TargetValidated, models.Plural(len(in.Checks), "check")+" passed"
+	if !res.Passed {
+		status, msg = models.TargetFailed, "validation failed: "+strings.Join(failed, "; ")
+	}
+	if err := a.mark(ctx, in.TargetInput, status, msg); err != nil {
+		return res, err
 	}
 	return res, nil
 }
 
 func (a *Activities) target(ctx context.Context, in TargetInput) (*models.Target, drivers.Driver, error) {
-	t, err := a.Store.GetTarget(ctx, in.Target.ID)
-	if err != nil {
+	var t *models.Target
+	if err := a.storeCall(ctx, "load target "+in.Target.Name, func() (err error) {
+		t, err = a.Store.GetTarget(ctx, in.Target.ID)
+		return err
+	}); err != nil {
 		return nil, nil, a.planErr(err)
 	}
 	d, err := a.Drivers.For(t.Driver)
@@ -217,14 +319,13 @@ func (a *Activities) driverErr(ctx context.Context, err error) error {
 	return nonRetryable(ErrTypeDriver, err, "%v", err)
 }
 
-// markTarget records a target's state in the deployment; a failure to
-// record is logged, not fatal: the workflow's own record is authoritative.
-func (a *Activities) markTarget(ctx context.Context, in TargetInput, status, message string) {
-	row := models.DeploymentTarget{DeploymentID: in.DeploymentID, TargetID: in.Target.ID, TargetName: in.Target.Name,
-		Wave: in.Wave, Status: status, FromVersion: in.Target.CurrentVersion, ToVersion: in.Release.Version, Message: message}
-	if err := a.Store.UpsertDeploymentTargets(ctx, []models.DeploymentTarget{row}); err != nil {
-		a.log().WarnContext(ctx, "record target state", "deployment", in.DeploymentID, "target", in.Target.Name, "err", err)
-	}
+// mark records a target's status in the deployment (keeping the versions
+// the plan set), waiting out a database outage.
+func (a *Activities) mark(ctx context.Context, in TargetInput, status, message string) error {
+	return a.storeCall(ctx, "record the target's status", func() error {
+		_, err := a.Store.SetTargetStatus(ctx, in.DeploymentID, []string{in.Target.ID}, status, message)
+		return storeErr(err)
+	})
 }
 
 // logEvent puts the tail of a driver's output on the deployment's timeline, once per step.
@@ -232,7 +333,7 @@ func (a *Activities) logEvent(ctx context.Context, in TargetInput, action, log s
 	if strings.TrimSpace(log) == "" {
 		return
 	}
-	ev := models.DeploymentEvent{Type: "target_log", Message: fmt.Sprintf("%s on %s:\n%s", action, in.Target.Name, tail(log))}
+	ev := models.DeploymentEvent{Type: models.EventTargetLog, Message: fmt.Sprintf("%s on %s:\n%s", action, in.Target.Name, tail(log))}
 	if err := a.Store.AppendEvent(ctx, in.DeploymentID, "log/"+in.Key, ev); err != nil {
 		a.log().WarnContext(ctx, "record driver output", "deployment", in.DeploymentID, "target", in.Target.Name, "err", err)
 	}
@@ -247,117 +348,3 @@ func tail(s string) string {
 	}
 	return "…" + s[len(s)-tailBytes:]
 }
-
-// ObserveInput runs the probes on every target until Until.
-type ObserveInput struct {
-	DeploymentID string              `json:"deployment_id"`
-	Application  string              `json:"application"`
-	Environment  string              `json:"environment"`
-	Targets      []models.PlanTarget `json:"targets"`
-	Release      ReleaseRef          `json:"release"`
-	Probes       []models.ProbeSpec  `json:"probes"`
-	Until        time.Time           `json:"until"`
-	// StopOnBreach returns at the first failed probe (before the point of
-	// no return); otherwise a breach opens an incident and observing goes on.
-	StopOnBreach     bool   `json:"stop_on_breach"`
-	IncidentSeverity string `json:"incident_severity"`
-}
-
-// ObserveResult counts the probe runs.
-type ObserveResult struct {
-	Runs     int    `json:"runs"`
-	Passed   int    `json:"passed"`
-	Breached bool   `json:"breached"`
-	Breach   string `json:"breach,omitempty"`
-	// Incidents opened by breaches after the point of no return.
-	Incidents int `json:"incidents"`
-}
-
-// Observe runs each probe on each target at the probe's interval until
-// Until, heartbeating its counts: a long window costs one activity in the
-// history, not one event per probe, and a retried attempt resumes the counts.
-func (a *Activities) Observe(ctx context.Context, in ObserveInput) (ObserveResult, error) {
-	var res ObserveResult
-	if activity.IsActivity(ctx) && activity.HasHeartbeatDetails(ctx) {
-		_ = activity.GetHeartbeatDetails(ctx, &res)
-	}
-	targets := make([]drivers.Target, 0, len(in.Targets))
-	for _, pt := range in.Targets {
-		t, err := a.Store.GetTarget(ctx, pt.ID)
-		if err != nil {
-			return res, a.planErr(err)
-		}
-		targets = append(targets, driverTarget(in.Application, in.Environment, *t))
-	}
-	clock := a.clock()
-	prober := drivers.Prober{Now: clock.Now}
-	next := make([]time.Time, len(in.Probes))
-	for i := range next {
-		next[i] = clock.Now()
-	}
-	incidents := map[string]bool{}
-	for {
-		now := clock.Now()
-		if !now.Before(in.Until) || len(in.Probes) == 0 {
-			return res, nil
-		}
-		for i, spec := range in.Probes {
-			if now.Before(next[i]) {
-				continue
-			}
-			for _, t := range targets {
-				r := prober.Run(ctx, spec, t, driverRelease(in.Release))
-				if ctx.Err() != nil {
-					return res, ctx.Err()
-				}
-				res.Runs++
-				if r.Passed {
-					res.Passed++
-					continue
-				}
-				breach := fmt.Sprintf("probe %s failed on %s: %s", spec.Name, t.Name, r.Message)
-				if in.StopOnBreach {
-					res.Breached, res.Breach = true, breach
-					return res, nil
-				}
-				if !incidents[spec.Name] {
-					incidents[spec.Name] = true
-					inc := &models.Incident{ID: "inc_" + in.DeploymentID + "_" + spec.Name, DeploymentID: in.DeploymentID,
-						Severity: in.IncidentSeverity, Title: breach, Source: "probe:" + spec.Name}
-					if err := a.Store.CreateIncident(ctx, actor(in.DeploymentID), inc); err != nil {
-						return res, err
-					}
-					res.Incidents++
-				}
-			}
-			// Fixed rate: every interval from the start, not from the end of
-			// the last run, so the count of runs does not drift; a run that
-			// fell more than an interval behind is not made up for.
-			next[i] = next[i].Add(spec.Interval.D())
-			if next[i].Before(now) {
-				next[i] = now.Add(spec.Interval.D())
-			}
-		}
-		wake := in.Until
-		for _, n := range next {
-			if n.Before(wake) {
-				wake = n
-			}
-		}
-		// Sleep in short steps, heartbeating each: a probe interval may be
-		// longer than the heartbeat timeout, and a cancellation only arrives
-		// with a heartbeat.
-		for rest := wake.Sub(clock.Now()); ; rest = wake.Sub(clock.Now()) {
-			heartbeat(ctx, res)
-			if rest <= 0 {
-				break
-			}
-			if err := clock.Sleep(ctx, min(rest, observeHeartbeatEvery)); err != nil {
-				return res, err
-			}
-		}
-	}
-}
-
-// observeHeartbeatEvery bounds Observe's sleeps between heartbeats.
-const observeHeartbeatEvery = 10 * time.Second
