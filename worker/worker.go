@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -30,6 +31,15 @@ type Options struct {
 	Drivers *drivers.Registry
 	// MaxConcurrentActivities bounds the activities this worker runs at once (0: SDK default).
 	MaxConcurrentActivities int
+	// VoteKey is the key the API signs votes and controls with; the same
+	// as the API's. Without it, every vote has its subject looked up.
+	VoteKey []byte
+	// StoreOutage is how long a target step waits out a database outage
+	// (activities.DefaultStoreOutage when zero).
+	StoreOutage time.Duration
+	// TargetsPerRun bounds the targets one workflow run changes
+	// (activities.DefaultTargetsPerRun when zero).
+	TargetsPerRun int
 }
 
 // DefaultDrivers returns the script, http and simulated drivers, the
@@ -56,9 +66,18 @@ func New(c client.Client, opt Options) sdkworker.Worker {
 	w := sdkworker.New(c, opt.TaskQueue, sdkworker.Options{
 		MaxConcurrentActivityExecutionSize: opt.MaxConcurrentActivities,
 		WorkerStopTimeout:                  10 * time.Second,
+		Interceptors:                       Interceptors(opt.VoteKey),
 	})
-	Register(w, &activities.Activities{Store: opt.Store, Drivers: opt.Drivers, Clock: opt.Clock, Logger: opt.Logger, Temporal: c})
+	Register(w, &activities.Activities{Store: opt.Store, Drivers: opt.Drivers, Clock: opt.Clock, Logger: opt.Logger, Temporal: c,
+		StoreOutage: opt.StoreOutage, TargetsPerRun: opt.TargetsPerRun})
 	return w
+}
+
+// Interceptors are the worker interceptors the deployment workflow needs
+// (see workflows.Interceptor): a worker, a replayer and a test environment
+// all use them.
+func Interceptors(voteKey []byte) []interceptor.WorkerInterceptor {
+	return []interceptor.WorkerInterceptor{workflows.Interceptor(voteKey)}
 }
 
 // Registry is what Register needs: a worker, or a workflow replayer.

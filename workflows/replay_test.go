@@ -23,13 +23,14 @@ func TestReplaySavedHistories(t *testing.T) {
 	for _, f := range files {
 		names[filepath.Base(f)] = true
 	}
-	for _, want := range []string{"happy_path.json", "rejected.json", "expired.json", "rollback_before_ponr.json",
-		"incident_after_ponr.json", "decommission.json"} {
+	for _, want := range []string{"happy_path.legacy.json", "rejected.legacy.json", "expired.legacy.json", "rollback_before_ponr.legacy.json",
+		"incident_after_ponr.legacy.json", "decommission.legacy.json"} {
 		require.True(t, names[want], "testdata/histories/%s is missing", want)
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			r := sdkworker.NewWorkflowReplayer()
+			r, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{Interceptors: worker.Interceptors(nil)})
+			require.NoError(t, err)
 			worker.Register(r, nil)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
@@ -45,7 +46,7 @@ func TestReplayDetectsAChangedWorkflow(t *testing.T) {
 	}
 	r := sdkworker.NewWorkflowReplayer()
 	r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: models.WorkflowDeployment})
-	err := r.ReplayWorkflowHistoryFromJSONFile(nil, "../testdata/histories/happy_path.json")
+	err := r.ReplayWorkflowHistoryFromJSONFile(nil, "../testdata/histories/happy_path.legacy.json")
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "TMPRL1100", "a nondeterminism error")
 }
