@@ -39,6 +39,9 @@ func bind(c *gin.Context, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("the request body is empty: send a JSON object")
 	}
+	if err := checkBodyText(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -104,7 +105,12 @@ func (h *Handler) updateApplication(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	app, err := h.store.UpdateApplication(c, actor(c), c.Param("id"), func(a *models.Application) {
+	id, err := h.applicationID(c, c.Param("id"))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	app, err := h.store.UpdateApplication(c, actor(c), id, func(a *models.Application) {
 		setIf(&a.Name, req.Name)
 		setIf(&a.OwnerTeam, req.OwnerTeam)
 		setIf(&a.Description, req.Description)
@@ -113,7 +119,21 @@ func (h *Handler) updateApplication(c *gin.Context) {
 }
 
 func (h *Handler) deleteApplication(c *gin.Context) {
-	h.noContent(c, h.store.DeleteApplication(c, actor(c), c.Param("id")))
+	id, err := h.applicationID(c, c.Param("id"))
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	h.noContent(c, h.store.DeleteApplication(c, actor(c), id))
+}
+
+// applicationID resolves a path's application id or name, as GET does.
+func (h *Handler) applicationID(c *gin.Context, idOrName string) (string, error) {
+	app, err := h.store.GetApplication(c, idOrName)
+	if err != nil {
+		return "", err
+	}
+	return app.ID, nil
 }
 
 // --- environments
@@ -178,7 +198,29 @@ func (h *Handler) updateEnvironment(c *gin.Context) {
 		setIf(&e.Position, req.Position)
 		setIf(&e.Policy.V, req.Policy)
 	})
+	if err == nil && req.Policy != nil {
+		h.policyChanged(c, env.ID)
+	}
 	reply(h, c, http.StatusOK, env, err)
+}
+
+// policyChanged tells the deployments of an environment that may be held
+// by its windows or freezes to read them again: a new freeze holds them
+// before their next wave, a lifted one lets them go now. Best effort: each
+// also reads the policy again before each wave, and at the end of a hold.
+func (h *Handler) policyChanged(c *gin.Context, envID string) {
+	ids, err := h.store.ActiveInEnvironment(c, envID)
+	if err != nil {
+		h.log.WarnContext(c, "find deployments to tell of a policy change", "environment", envID, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c), 5*time.Second)
+	defer cancel()
+	for _, id := range ids {
+		if err := h.temporal.SignalWorkflow(ctx, models.WorkflowIDFor(id), "", models.SignalPolicyChanged, nil); err != nil {
+			h.log.WarnContext(c, "tell a deployment of a policy change", "deployment", id, "err", err)
+		}
+	}
 }
 
 func (h *Handler) deleteEnvironment(c *gin.Context) {

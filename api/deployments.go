@@ -85,8 +85,16 @@ func (h *Handler) createDeployment(c *gin.Context) {
 		h.fail(c, badRequest("Idempotency-Key must be at most 200 characters"))
 		return
 	}
+	scenario := in.Scenario
+	if scenario == "" {
+		// What Transit knows runs there; planning asks the targets themselves.
+		if scenario, err = h.store.InferScenario(c, env.ID, rel.Version); err != nil {
+			h.fail(c, err)
+			return
+		}
+	}
 	d := &models.Deployment{ApplicationID: in.ApplicationID, EnvironmentID: in.EnvironmentID, ReleaseID: in.ReleaseID,
-		ReleaseVersion: rel.Version, Scenario: in.Scenario, Strategy: models.NewJSON(in.Strategy), NotBefore: in.NotBefore,
+		ReleaseVersion: rel.Version, Scenario: scenario, Strategy: models.NewJSON(in.Strategy), NotBefore: in.NotBefore,
 		RetainData: in.RetainData, Reason: in.Reason}
 	d, created, err := h.store.CreateDeployment(c, actor(c), d, store.IdempotencyKey{Key: key, RequestHash: requestHash(in)})
 	if err != nil {
@@ -112,7 +120,7 @@ func (h *Handler) createDeployment(c *gin.Context) {
 		TaskQueue:             h.taskQueue,
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		TypedSearchAttributes: models.StartAttributes(app.Name, env.Name, rel.Version),
-		StaticSummary:         fmt.Sprintf("Deploy %s %s to %s", app.Name, rel.Version, env.Name),
+		StaticSummary:         summary(d.Scenario, app.Name, rel.Version, env.Name),
 		StaticDetails: fmt.Sprintf("Deployment %s requested by %s.\n\nReason: %s\n\nTransit API: /api/v1/deployments/%s",
 			d.ID, d.RequestedBy, orNone(in.Reason), d.ID),
 	}
@@ -131,6 +139,15 @@ func (h *Handler) createDeployment(c *gin.Context) {
 		return
 	}
 	c.JSON(status, DeploymentResponse{Deployment: d, WorkflowID: d.WorkflowID, TemporalUI: h.uiLink(d.WorkflowID)})
+}
+
+// summary is the workflow's title in the Temporal UI: "Deploy shop 2.0.0 to
+// prod", "Decommission shop 1.0.0 from prod".
+func summary(scenario, app, version, env string) string {
+	if scenario == models.ScenarioDecommission {
+		return fmt.Sprintf("Decommission %s %s from %s", app, version, env)
+	}
+	return fmt.Sprintf("%s %s %s to %s", models.Verb(scenario), app, version, env)
 }
 
 // start starts the deployment's workflow, once: a workflow that already
@@ -250,8 +267,36 @@ func (h *Handler) getDeployment(c *gin.Context) {
 				out.Live = &live
 			}
 		}
+		if closed, err := h.reconcile(c, d); err == nil && closed != nil {
+			out.Deployment = closed
+		}
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// reconcile closes a deployment whose workflow ended outside Transit (an
+// operator terminated it) while its row still says it is active, and wakes
+// the next deployment of its lane. It returns the closed row, or nil.
+func (h *Handler) reconcile(c *gin.Context, d *models.Deployment) (*models.Deployment, error) {
+	ctx, cancel := context.WithTimeout(c, 2*time.Second)
+	defer cancel()
+	desc, err := h.temporal.DescribeWorkflowExecution(ctx, d.WorkflowID, "")
+	if err != nil {
+		return nil, err
+	}
+	switch st := desc.GetWorkflowExecutionInfo().GetStatus(); st {
+	case enums.WORKFLOW_EXECUTION_STATUS_TERMINATED, enums.WORKFLOW_EXECUTION_STATUS_TIMED_OUT,
+		enums.WORKFLOW_EXECUTION_STATUS_FAILED, enums.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		reason := "its workflow ended outside Transit (" + st.String() + ") without recording an outcome"
+		if err := h.store.CloseOrphan(context.WithoutCancel(c), d.ID, reason); err != nil {
+			return nil, err
+		}
+		if next, err := h.store.NextInLane(c, d.ApplicationID, d.EnvironmentID, d.ID); err == nil && next != "" {
+			_ = h.temporal.SignalWorkflow(ctx, models.WorkflowIDFor(next), "", models.SignalLaneFree, nil)
+		}
+		return h.store.GetDeployment(c, d.ID)
+	}
+	return nil, nil
 }
 
 func (h *Handler) listDeployments(c *gin.Context) {
@@ -328,11 +373,27 @@ func (h *Handler) approve(c *gin.Context) {
 	}
 	p, _ := principal(c)
 	var res models.VoteResult
-	if err := h.update(c, c.Param("id"), req.Decision, models.VoteInput{Approver: p.Subject, Groups: p.Groups, Comment: req.Comment}, &res); err != nil {
+	err := h.update(c, c.Param("id"), req.Decision, func(depID string) any {
+		v := models.VoteInput{Approver: p.Subject, Groups: p.Groups, Comment: req.Comment}
+		v.Proof = h.sign(depID, req.Decision, p.Subject, p.Groups, req.Comment)
+		return v
+	}, &res)
+	if err != nil {
 		h.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, res)
+}
+
+// sign proves to the worker that the API authenticated this request (see
+// models.SignedRequest); without a vote key there is no proof, and the
+// worker looks the subject up.
+func (h *Handler) sign(deploymentID, name, subject string, groups []string, text string) models.Proof {
+	if len(h.voteKey) == 0 {
+		return models.Proof{}
+	}
+	return models.SignedRequest{DeploymentID: deploymentID, Name: name, Subject: subject, Groups: groups, Text: text,
+		IssuedAt: time.Now().UTC()}.Sign(h.voteKey)
 }
 
 // ControlRequest is the body of pause, resume, abort and rollback (optional).
@@ -349,9 +410,16 @@ func (h *Handler) control(name string) gin.HandlerFunc {
 				return
 			}
 		}
+		if len(req.Reason) > 4096 {
+			h.fail(c, models.Invalid("reason", "must be at most 4096 characters"))
+			return
+		}
 		p, _ := principal(c)
 		var res models.ControlResult
-		if err := h.update(c, c.Param("id"), name, models.ControlInput{By: p.Subject, Reason: req.Reason}, &res); err != nil {
+		err := h.update(c, c.Param("id"), name, func(depID string) any {
+			return models.ControlInput{By: p.Subject, Reason: req.Reason, Proof: h.sign(depID, name, p.Subject, nil, req.Reason)}
+		}, &res)
+		if err != nil {
 			h.fail(c, err)
 			return
 		}
@@ -361,7 +429,13 @@ func (h *Handler) control(name string) gin.HandlerFunc {
 
 // update sends an Update to a deployment's workflow and waits for its
 // result; the validator's refusal becomes 403, 409 or 422 with its reason.
-func (h *Handler) update(c *gin.Context, id, name string, arg, result any) error {
+// With an Idempotency-Key, the Update's id is derived from it: a retried
+// request gets the first one's answer, not a refusal as a second vote.
+func (h *Handler) update(c *gin.Context, id, name string, arg func(deploymentID string) any, result any) error {
+	key := c.GetHeader("Idempotency-Key")
+	if len(key) > 200 {
+		return badRequest("Idempotency-Key must be at most 200 characters")
+	}
 	d, err := h.store.GetDeployment(c, id)
 	if err != nil {
 		return err
@@ -371,9 +445,15 @@ func (h *Handler) update(c *gin.Context, id, name string, arg, result any) error
 	}
 	ctx, cancel := context.WithTimeout(c, 30*time.Second)
 	defer cancel()
-	handle, err := h.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: d.WorkflowID, UpdateName: name, Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
+	opts := client.UpdateWorkflowOptions{
+		WorkflowID: d.WorkflowID, UpdateName: name, Args: []any{arg(d.ID)}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	}
+	if key != "" {
+		p, _ := principal(c)
+		sum := sha256.Sum256([]byte(p.Subject + "\n" + name + "\n" + key))
+		opts.UpdateID = "api-" + hex.EncodeToString(sum[:16])
+	}
+	handle, err := h.temporal.UpdateWorkflow(ctx, opts)
 	if err == nil {
 		err = handle.Get(ctx, result)
 	}

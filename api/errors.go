@@ -3,10 +3,12 @@ package api
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/transit-hq/transit/models"
+	"github.com/transit-hq/transit/store"
 )
 
 // ErrorBody is the one JSON shape of every error Transit's API returns.
@@ -50,6 +52,9 @@ func badRequest(msg string) error {
 	return &apiError{status: http.StatusBadRequest, code: CodeBadRequest, message: msg}
 }
 
+// retryAfterSeconds is what a 503 asks a client to wait.
+const retryAfterSeconds = 5
+
 // fail writes err as the error body with the status it maps to. This is the
 // one place where domain errors become HTTP statuses.
 func (h *Handler) fail(c *gin.Context, err error) {
@@ -75,6 +80,13 @@ func (h *Handler) fail(c *gin.Context, err error) {
 	case errors.Is(err, models.ErrUnauthenticated):
 		status, body.Code = http.StatusUnauthorized, CodeUnauthenticated
 		c.Header("WWW-Authenticate", `Bearer realm="transit"`)
+	case store.Unavailable(err):
+		// An outage, not a bug: say so, and when to try again.
+		status, body.Code = http.StatusServiceUnavailable, CodeUnavailable
+		body.Message = "the database is not answering (restarting, or out of reach); nothing was changed: try again in a few seconds"
+		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds))
+		h.log.WarnContext(c.Request.Context(), "database unavailable", "err", err, "request_id", body.RequestID,
+			"method", c.Request.Method, "path", c.FullPath())
 	default:
 		body.Code = CodeInternal
 		body.Message = "internal error; the server log has the details under this request id"

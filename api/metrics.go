@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -26,8 +27,8 @@ func newMetrics(st *store.Store) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "transit_http_requests_total", Help: "HTTP requests served, by route and status.",
-		}, []string{"method", "route", "status"}),
+			Name: "transit_http_requests_total", Help: "HTTP requests served, by method, route and status code.",
+		}, []string{"method", "route", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "transit_http_request_duration_seconds", Help: "Time to serve an HTTP request, by route.",
 			Buckets: prometheus.DefBuckets,
@@ -38,15 +39,26 @@ func newMetrics(st *store.Store) *metrics {
 	return m
 }
 
-// observe records one request; unknown paths share one route label, so
-// that scanners cannot blow up the series.
+// observe records one request. Unknown paths share one route label and
+// unknown methods one method label, so that no client can blow up the
+// series (as promhttp bounds them).
 func (m *metrics) observe(c *gin.Context, elapsed time.Duration) {
 	route := c.FullPath()
 	if route == "" {
 		route = "unmatched"
 	}
-	m.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(c.Writer.Status())).Inc()
-	m.latency.WithLabelValues(c.Request.Method, route).Observe(elapsed.Seconds())
+	method := knownMethod(c.Request.Method)
+	m.requests.WithLabelValues(method, route, strconv.Itoa(c.Writer.Status())).Inc()
+	m.latency.WithLabelValues(method, route).Observe(elapsed.Seconds())
+}
+
+func knownMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
+		http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
 }
 
 func (m *metrics) handler() gin.HandlerFunc {

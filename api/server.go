@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/workflowservice/v1"
@@ -26,6 +25,7 @@ type Temporal interface {
 	CheckHealth(ctx context.Context, req *client.CheckHealthRequest) (*client.CheckHealthResponse, error)
 	ExecuteWorkflow(ctx context.Context, options client.StartWorkflowOptions, workflow any, args ...any) (client.WorkflowRun, error)
 	UpdateWorkflow(ctx context.Context, options client.UpdateWorkflowOptions) (client.WorkflowUpdateHandle, error)
+	SignalWorkflow(ctx context.Context, workflowID, runID, signalName string, arg any) error
 	QueryWorkflow(ctx context.Context, workflowID, runID, queryType string, args ...any) (converter.EncodedValue, error)
 	DescribeWorkflowExecution(ctx context.Context, workflowID, runID string) (*workflowservice.DescribeWorkflowExecutionResponse, error)
 }
@@ -39,6 +39,7 @@ type Handler struct {
 	namespace string
 	uiURL     string
 	metrics   *metrics
+	voteKey   []byte
 }
 
 // Options configures the API.
@@ -51,13 +52,18 @@ type Options struct {
 	// Namespace and TemporalUIURL build links into the Temporal UI.
 	Namespace     string
 	TemporalUIURL string
+	// VoteKey signs the votes and controls the API sends to a deployment's
+	// workflow, so that the worker knows the API authenticated them (the
+	// worker holds the same key). Without it the worker looks every
+	// voter up.
+	VoteKey []byte
 }
 
 // NewRouter builds the HTTP handler of the whole API.
 func NewRouter(opt Options) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	h := &Handler{store: opt.Store, temporal: opt.Temporal, log: opt.Logger,
-		taskQueue: opt.TaskQueue, namespace: opt.Namespace, uiURL: opt.TemporalUIURL}
+		taskQueue: opt.TaskQueue, namespace: opt.Namespace, uiURL: opt.TemporalUIURL, voteKey: opt.VoteKey}
 	if h.taskQueue == "" {
 		h.taskQueue = models.DefaultTaskQueue
 	}
@@ -183,22 +189,26 @@ func (h *Handler) recoverPanic(c *gin.Context) {
 	c.Next()
 }
 
-// saneInput refuses path and query values that are not UTF-8: the database
-// would refuse them later, as an error of its own.
+// saneInput refuses path and query values that the database cannot store
+// (invalid UTF-8, a NUL), naming them, before any handler sees them.
 func (h *Handler) saneInput(c *gin.Context) {
+	v := &models.ValidationError{}
 	for _, p := range c.Params {
-		if !utf8.ValidString(p.Value) {
-			h.fail(c, badRequest("the path is not valid UTF-8"))
-			return
+		models.CheckText(v, p.Key, p.Value)
+	}
+	q := c.Request.URL.Query()
+	for _, k := range models.SortedKeys(q) {
+		if models.TextProblem(k) != "" {
+			models.CheckText(v, "query parameter", k)
+			continue
+		}
+		for _, val := range q[k] {
+			models.CheckText(v, k, val)
 		}
 	}
-	for k, vs := range c.Request.URL.Query() {
-		for _, v := range append(vs, k) {
-			if !utf8.ValidString(v) {
-				h.fail(c, badRequest("the query string is not valid UTF-8"))
-				return
-			}
-		}
+	if err := v.Err(); err != nil {
+		h.fail(c, err)
+		return
 	}
 	c.Next()
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/transit-hq/transit/models"
 )
@@ -30,6 +31,9 @@ const (
 	EnvHTTPAddr          = "TRANSIT_HTTP_ADDR"
 	EnvLogLevel          = "TRANSIT_LOG_LEVEL"
 	EnvLogFormat         = "TRANSIT_LOG_FORMAT"
+	EnvVoteKey           = "TRANSIT_VOTE_KEY"
+	EnvStoreOutage       = "TRANSIT_STORE_OUTAGE_TIMEOUT"
+	EnvTargetsPerRun     = "TRANSIT_TARGETS_PER_RUN"
 )
 
 // Defaults.
@@ -39,6 +43,7 @@ const (
 	DefaultTemporalUIURL     = "http://localhost:8233"
 	DefaultTaskQueue         = models.DefaultTaskQueue
 	DefaultHTTPAddr          = ":8080"
+	DefaultStoreOutage       = 10 * time.Minute
 )
 
 // Config is the whole of Transit's configuration.
@@ -52,6 +57,13 @@ type Config struct {
 	HTTPAddr          string
 	LogLevel          slog.Level
 	LogFormat         string
+	// VoteKey is the key the API signs votes and controls with, and the
+	// worker checks them with (the same on both); nil when unset.
+	VoteKey []byte
+	// StoreOutage is how long a target step waits out a database outage.
+	StoreOutage time.Duration
+	// TargetsPerRun bounds the targets one workflow run changes.
+	TargetsPerRun int
 }
 
 // TLS configures the connection to Temporal. Enabled with no files uses the
@@ -105,6 +117,28 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		problems = append(problems, fmt.Sprintf("%s=%q must be text or json", EnvLogFormat, c.LogFormat))
 	}
+	if v := get(EnvVoteKey, ""); v != "" {
+		key, err := ReadKey(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", EnvVoteKey, err))
+		}
+		c.VoteKey = key
+	}
+	c.StoreOutage = DefaultStoreOutage
+	if v := get(EnvStoreOutage, ""); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			problems = append(problems, fmt.Sprintf("%s=%q must be a duration of at least 1s, e.g. 10m", EnvStoreOutage, v))
+		}
+		c.StoreOutage = d
+	}
+	if v := get(EnvTargetsPerRun, ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 10 || n > 5000 {
+			problems = append(problems, fmt.Sprintf("%s=%q must be a whole number from 10 to 5000", EnvTargetsPerRun, v))
+		}
+		c.TargetsPerRun = n
+	}
 	if len(problems) > 0 {
 		return c, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))
 	}
@@ -153,4 +187,22 @@ func (t TLS) ClientTLS() (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	return cfg, nil
+}
+
+// ReadKey reads a secret key: "file:/path" reads the file, anything else is
+// the key itself. Either way it must be at least 32 characters (after
+// trimming), as `transit dev` makes them (64 hex digits).
+func ReadKey(v string) ([]byte, error) {
+	if path, ok := strings.CutPrefix(v, "file:"); ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read the key: %w", err)
+		}
+		v = string(b)
+	}
+	v = strings.TrimSpace(v)
+	if len(v) < models.MinVoteKeyBytes {
+		return nil, fmt.Errorf("the key must be at least %d characters (e.g. `openssl rand -hex 32`)", models.MinVoteKeyBytes)
+	}
+	return []byte(v), nil
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/transit-hq/transit/api"
+	"github.com/transit-hq/transit/config"
 	"github.com/transit-hq/transit/models"
 	"github.com/transit-hq/transit/store"
 	transitworker "github.com/transit-hq/transit/worker"
@@ -111,7 +114,12 @@ func runDev(ctx context.Context, args []string) error {
 		}
 	}
 
-	w := transitworker.New(tc, transitworker.Options{TaskQueue: cfg.TaskQueue, Store: st, Logger: logger})
+	if cfg.VoteKey == nil {
+		if cfg.VoteKey, err = devVoteKey(filepath.Join(*dir, "vote.key")); err != nil {
+			return err
+		}
+	}
+	w := transitworker.New(tc, workerOptions(cfg, st, logger))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -265,4 +273,22 @@ func bootstrapToken(ctx context.Context, st *store.Store, path string) (string, 
 		return "", fmt.Errorf("save admin token: %w", err)
 	}
 	return secret, nil
+}
+
+// devVoteKey returns the key saved in path, making one the first time: the
+// API signs votes and controls with it and the worker checks them, so
+// that a vote's groups never rest on the caller's word.
+func devVoteKey(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return config.ReadKey(string(b))
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("make a vote key: %w", err)
+	}
+	key := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("save the vote key: %w", err)
+	}
+	return []byte(key), nil
 }

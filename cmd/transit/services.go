@@ -85,7 +85,10 @@ func runWorker(ctx context.Context, args []string) error {
 		return err
 	}
 	defer tc.Close()
-	w := transitworker.New(tc, transitworker.Options{TaskQueue: cfg.TaskQueue, Store: st, Logger: logger})
+	if cfg.VoteKey == nil {
+		logger.Warn("no " + config.EnvVoteKey + ": votes through the API cannot be proven, so every voter's groups are looked up from its tokens")
+	}
+	w := transitworker.New(tc, workerOptions(cfg, st, logger))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -150,8 +153,13 @@ func currentUser() string {
 	return "unknown"
 }
 
+func workerOptions(cfg config.Config, st *store.Store, logger *slog.Logger) transitworker.Options {
+	return transitworker.Options{TaskQueue: cfg.TaskQueue, Store: st, Logger: logger, VoteKey: cfg.VoteKey,
+		StoreOutage: cfg.StoreOutage, TargetsPerRun: cfg.TargetsPerRun}
+}
+
 func apiOptions(cfg config.Config, st *store.Store, tc client.Client, logger *slog.Logger) api.Options {
-	return api.Options{Store: st, Temporal: tc, Logger: logger, TaskQueue: cfg.TaskQueue,
+	return api.Options{Store: st, Temporal: tc, Logger: logger, TaskQueue: cfg.TaskQueue, VoteKey: cfg.VoteKey,
 		Namespace: cfg.TemporalNamespace, TemporalUIURL: cfg.TemporalUIURL}
 }
 
