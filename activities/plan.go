@@ -183,7 +183,11 @@ func whatRunsWhere(targets []models.Target, current map[string]string) string {
 		byVersion[current[t.Name]] = append(byVersion[current[t.Name]], t.Name)
 	}
 	var parts []string
-	for _, v := range models.SortedKeys(byVersion) {
+	versions := models.SortedKeys(byVersion)
+	if len(versions) > 0 && versions[0] == "" {
+		versions = append(versions[1:], "") // "nothing" last
+	}
+	for _, v := range versions {
 		names := byVersion[v]
 		list := strings.Join(names[:min(len(names), 10)], ", ")
 		if len(names) > 10 {

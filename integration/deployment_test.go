@@ -186,7 +186,7 @@ func TestFailingValidationRollsBack(t *testing.T) {
 	d := s.waitStatus(second, 60*time.Second, models.StatusRolledBack, models.StatusCompleted, models.StatusFailed)
 	require.Equal(t, string(models.StatusRolledBack), d.str("deployment", "status"), d.str("deployment", "outcome"))
 	require.Equal(t, "upgrade", d.str("deployment", "scenario"))
-	require.Contains(t, d.str("deployment", "outcome"), "validation failed")
+	require.Contains(t, d.str("deployment", "outcome"), "validation checks failed")
 	require.Contains(t, d.str("deployment", "outcome"), "4 target(s) rolled back")
 	s.saveHistory(second, "rollback_before_ponr")
 
@@ -361,11 +361,15 @@ func TestTerminatedWorkflowDoesNotBlockTheLane(t *testing.T) {
 	c := s.seed("prod", 1, policy, "", "1.0.0", "1.1.0")
 	stuck := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
 	s.waitStatus(stuck, 30*time.Second, models.StatusAwaitingApproval)
+	next := s.deploy(s.admin, map[string]any{"release": c.releases["1.1.0"], "environment": c.env})
+	s.waitStatus(next, 30*time.Second, models.StatusQueued)
 	require.NoError(t, s.temporal.TerminateWorkflow(context.Background(), models.WorkflowIDFor(stuck), "", "operator cleanup"))
 
-	next := s.deploy(s.admin, map[string]any{"release": c.releases["1.1.0"], "environment": c.env})
-	s.waitStatus(next, 30*time.Second, models.StatusAwaitingApproval)
+	// Reading it shows the truth at once, and wakes the one queued behind it.
+	terminated := time.Now()
 	d := s.must(200, "GET", "/api/v1/deployments/"+stuck, nil)
 	require.Equal(t, string(models.StatusFailed), d.str("deployment", "status"))
 	require.Contains(t, d.str("deployment", "outcome"), "ended outside Transit (Terminated)")
+	s.waitStatus(next, 30*time.Second, models.StatusAwaitingApproval)
+	require.Less(t, time.Since(terminated), 10*time.Second, "the next one did not wait for its re-check")
 }

@@ -72,7 +72,7 @@ func TestScriptDriverDeploysCheckedAndRolledBack(t *testing.T) {
 	d = s.waitStatus(second, 90*time.Second, models.StatusCompleted, models.StatusRolledBack, models.StatusFailed)
 	require.Equal(t, string(models.StatusRolledBack), d.str("deployment", "status"), d.str("deployment", "outcome"))
 	timeline := strings.Join(s.events(second), "\n")
-	require.Contains(t, timeline, "wave 1 checks passed (svc-a: version)", "the http check saw version 2 answer on svc-a")
+	require.Contains(t, timeline, "wave 1 checks passed (version) on 1 target", "the http check saw version 2 answer on svc-a")
 	require.Contains(t, timeline, "version 2.0.0 answers on port", "the script's output is on the timeline")
 	require.Contains(t, d.str("deployment", "outcome"), "forced failure: this target refuses version 2.0.0")
 	require.Contains(t, d.str("deployment", "outcome"), "2 target(s) rolled back", "svc-a, and svc-b, whose failed deploy may have been half done")

@@ -6,6 +6,8 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,7 +15,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +30,7 @@ import (
 
 	"github.com/transit-hq/transit/activities"
 	"github.com/transit-hq/transit/api"
+	"github.com/transit-hq/transit/drivers"
 	"github.com/transit-hq/transit/internal/testenv"
 	"github.com/transit-hq/transit/models"
 	"github.com/transit-hq/transit/store"
@@ -61,12 +66,43 @@ type stack struct {
 	dbURL     string
 	baseURL   string
 	admin     string
+	// voteKey is what the API signs votes with, and the worker checks.
+	voteKey []byte
+	// logs holds what the worker and the API logged, when asked for.
+	logs *syncBuffer
 }
 
 type stackOptions struct {
 	// noWorker leaves the worker to the test (e.g. a separate process).
 	noWorker bool
 	clock    activities.Clock
+	// sqlite runs the stack on an SQLite file instead of Postgres.
+	sqlite bool
+	// dbURL is a database the test provides (its own Postgres cluster).
+	dbURL string
+	// captureLogs keeps the worker's and the API's logs (debug level) in
+	// stack.logs.
+	captureLogs bool
+	// drivers replaces the worker's drivers.
+	drivers *drivers.Registry
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 var queueSeq atomic.Int64
@@ -74,28 +110,51 @@ var queueSeq atomic.Int64
 func newStack(t testing.TB, opt stackOptions) *stack {
 	t.Helper()
 	testenv.RequireTemporal(t)
-	dbURL := testenv.PostgresURL(t)
+	var dbURL string
+	switch {
+	case opt.dbURL != "":
+		dbURL = opt.dbURL
+	case opt.sqlite:
+		dbURL = "sqlite://" + filepath.Join(t.TempDir(), "transit.db")
+	default:
+		dbURL = testenv.PostgresURL(t)
+	}
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	var logs *syncBuffer
+	switch {
+	case opt.captureLogs:
+		logs = &syncBuffer{}
+		logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	case testing.Verbose():
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	voteKey := []byte(hex.EncodeToString(randomBytes(32)))
 	st, err := store.Open(ctx, dbURL, logger)
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	s := &stack{t: t, store: st, temporal: temporalServer.Client(t), dbURL: dbURL,
+	s := &stack{t: t, store: st, temporal: temporalServer.Client(t), dbURL: dbURL, voteKey: voteKey, logs: logs,
 		taskQueue: fmt.Sprintf("transit-test-%d-%d", os.Getpid(), queueSeq.Add(1))}
 	if !opt.noWorker {
-		s.worker = transitworker.New(s.temporal, transitworker.Options{TaskQueue: s.taskQueue, Store: st, Logger: logger, Clock: opt.clock})
+		s.worker = transitworker.New(s.temporal, transitworker.Options{TaskQueue: s.taskQueue, Store: st, Logger: logger,
+			Clock: opt.clock, VoteKey: voteKey, Drivers: opt.drivers})
 		require.NoError(t, s.worker.Start())
 		t.Cleanup(s.worker.Stop)
 	}
-	srv := httptest.NewServer(api.NewRouter(api.Options{Store: st, Temporal: s.temporal, Logger: logger,
+	srv := httptest.NewServer(api.NewRouter(api.Options{Store: st, Temporal: s.temporal, Logger: logger, VoteKey: voteKey,
 		TaskQueue: s.taskQueue, Namespace: "default", TemporalUIURL: "http://localhost:8233"}))
 	t.Cleanup(srv.Close)
 	s.baseURL = srv.URL
 	s.admin = s.issueToken("admin", models.GroupAdmin)
 	return s
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // issueToken writes a token straight into the store (as `transit tokens issue` does).

@@ -98,6 +98,7 @@ func (s *stack) workerEnv() []string {
 		"TRANSIT_DATABASE_URL=" + s.dbURL,
 		"TRANSIT_TEMPORAL_ADDRESS=" + temporalServer.Address,
 		"TRANSIT_TASK_QUEUE=" + s.taskQueue,
+		"TRANSIT_VOTE_KEY=" + string(s.voteKey),
 		"TRANSIT_LOG_LEVEL=warn",
 	}
 }
@@ -173,7 +174,7 @@ func TestSevenDaysOfEarlyLifeSupportKeepHistoryBounded(t *testing.T) {
 	// 7 days × 24 h × 60 probes an hour × 2 targets.
 	outcome := d.str("deployment", "outcome")
 	var runs, passed int
-	_, err := fmt.Sscanf(outcome[strings.Index(outcome, "(")+1:], "%d probe runs, %d passed", &runs, &passed)
+	_, err := fmt.Sscanf(outcome[strings.Index(outcome, "(")+1:], "%d probe runs: %d passed", &runs, &passed)
 	require.NoError(t, err, outcome)
 	require.GreaterOrEqual(t, runs, 7*24*60*2-4, outcome)
 	n := s.historyLength(models.WorkflowIDFor(id))

@@ -153,6 +153,8 @@ func (c DeploymentChange) columns(t time.Time) map[string]any {
 		if c.Status.Terminal() {
 			cols["finished_at"] = t
 			cols["hold"] = models.NewJSON[*models.Hold](nil)
+		} else {
+			cols["finished_at"] = nil // a reset run of the workflow may take an ended deployment up again
 		}
 	}
 	if c.Scenario != nil {
