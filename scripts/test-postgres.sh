@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prints an admin URL of a running Postgres for the tests, starting one if
 # needed. Order: $TRANSIT_TEST_DATABASE_URL; this machine's cluster via
-# pg_ctlcluster (as root; installs Debian's postgresql if absent); a private
-# cluster made with initdb/pg_ctl in a temporary folder (not root).
+# pg_ctlcluster (as root; installs Debian's postgresql if absent; every test
+# makes a database of its own in it); a private cluster made with
+# initdb/pg_ctl in a fresh temporary folder on a free port (not root).
 # Exits non-zero, saying why, when none of these works.
 set -euo pipefail
 
@@ -57,14 +58,21 @@ SQL
 fi
 
 bin=$(pgbin) || { say "no PostgreSQL binaries found and not root: cannot start a database"; exit 1; }
-dir=${TRANSIT_TEST_PGDATA:-${TMPDIR:-/tmp}/transit-test-pg}
-port=${TRANSIT_TEST_PGPORT:-55432}
-if [ ! -f "$dir/PG_VERSION" ]; then
-  say "initdb into $dir"
-  "$bin/initdb" -D "$dir" -U postgres --auth=trust >&2
-fi
-if ! "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
-  say "starting private cluster on port $port"
-  "$bin/pg_ctl" -D "$dir" -l "$dir/log" -o "-p $port -k $dir -c listen_addresses=127.0.0.1" -w start >&2
-fi
-echo "postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+# Not root: a private cluster of this run's own, in a fresh folder on a free
+# port, so that two runs on one machine never share one. The caller stops it
+# (scripts/test.sh does, on exit): its folder is written to
+# $TRANSIT_TEST_PG_OWNED_FILE.
+dir=$(mktemp -d "${TMPDIR:-/tmp}/transit-test-pg.XXXXXX")
+say "initdb into $dir"
+"$bin/initdb" -D "$dir" -U postgres --auth=trust --no-sync >&2
+for _ in 1 2 3 4 5; do
+  port=$(( 20000 + RANDOM % 40000 ))
+  say "starting a private cluster on port $port"
+  if "$bin/pg_ctl" -D "$dir" -l "$dir/log" -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" -w start >&2; then
+    [ -n "${TRANSIT_TEST_PG_OWNED_FILE:-}" ] && echo "$dir" > "$TRANSIT_TEST_PG_OWNED_FILE"
+    echo "postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
+    exit 0
+  fi
+done
+say "could not start a private cluster (see $dir/log)"
+exit 1

@@ -130,10 +130,6 @@ func StartTemporal(opt TemporalOptions) (*Temporal, error) {
 	if !ok {
 		return nil, fmt.Errorf("the temporal CLI is not at %s: run `make bin/temporal`", bin)
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
 	args := []string{"--headless"}
 	if opt.DBFile != "" {
 		args = append(args, "--db-filename", opt.DBFile)
@@ -142,14 +138,26 @@ func StartTemporal(opt TemporalOptions) (*Temporal, error) {
 		args = append(args, "--search-attribute", sa+"=Keyword")
 	}
 	start := time.Now()
-	srv, err := testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
-		ExistingPath:  bin,
-		ClientOptions: &client.Options{HostPort: "127.0.0.1:" + fmt.Sprint(port), Namespace: "default"},
-		ExtraArgs:     args,
-		LogLevel:      "error",
-	})
-	if err != nil {
-		return nil, fmt.Errorf("start Temporal dev server %s: %w", bin, err)
+	var srv *testsuite.DevServer
+	// A free port found now may be taken before the server binds it (another
+	// run on this machine): try again on another.
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		srv, err = testsuite.StartDevServer(context.Background(), testsuite.DevServerOptions{
+			ExistingPath:  bin,
+			ClientOptions: &client.Options{HostPort: "127.0.0.1:" + fmt.Sprint(port), Namespace: "default"},
+			ExtraArgs:     args,
+			LogLevel:      "error",
+		})
+		if err == nil {
+			break
+		}
+		if attempt == 3 {
+			return nil, fmt.Errorf("start Temporal dev server %s: %w", bin, err)
+		}
 	}
 	fmt.Fprintf(os.Stderr, "testenv: real Temporal dev server (%s) at %s, up in %s\n", bin, srv.FrontendHostPort(), time.Since(start).Round(time.Millisecond))
 	return &Temporal{server: srv, Address: srv.FrontendHostPort(), Database: opt.DBFile}, nil
