@@ -407,7 +407,7 @@ func TestObserveCountsMonitoringErrorsApart(t *testing.T) {
 	require.Contains(t, res.Why, "probe latency could not measure on a for 4 runs in a row")
 
 	exit, err := f.acts.ExitCriteria(context.Background(), ExitInput{DeploymentID: f.dep.ID,
-		Criteria: models.ExitCriteria{MaxOpenIncidentSeverity: "high", MinProbeSuccessRatio: 0.95},
+		Criteria:  models.ExitCriteria{MaxOpenIncidentSeverity: "high", MinProbeSuccessRatio: 0.95},
 		ProbeRuns: res.Runs, ProbeErrors: res.Errors, Probes: 1})
 	require.NoError(t, err)
 	require.False(t, exit.Met, "nothing measured is no evidence of health")

@@ -238,9 +238,6 @@ type Plan struct {
 	// Untouched are the environment's targets that a decommission leaves
 	// alone, because the release does not run on them.
 	Untouched []string `json:"untouched,omitempty"`
-	// TargetsPerRun bounds the targets one workflow run changes; waves
-	// larger than that run in several child workflows.
-	TargetsPerRun int `json:"targets_per_run,omitempty"`
 }
 
 // PlanTarget is one target of a wave.

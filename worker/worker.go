@@ -37,9 +37,6 @@ type Options struct {
 	// StoreOutage is how long a target step waits out a database outage
 	// (activities.DefaultStoreOutage when zero).
 	StoreOutage time.Duration
-	// TargetsPerRun bounds the targets one workflow run changes
-	// (activities.DefaultTargetsPerRun when zero).
-	TargetsPerRun int
 }
 
 // DefaultDrivers returns the script, http and simulated drivers, the
@@ -69,7 +66,7 @@ func New(c client.Client, opt Options) sdkworker.Worker {
 		Interceptors:                       Interceptors(opt.VoteKey),
 	})
 	Register(w, &activities.Activities{Store: opt.Store, Drivers: opt.Drivers, Clock: opt.Clock, Logger: opt.Logger, Temporal: c,
-		StoreOutage: opt.StoreOutage, TargetsPerRun: opt.TargetsPerRun})
+		StoreOutage: opt.StoreOutage})
 	return w
 }
 
