@@ -381,12 +381,12 @@ func (d *deployment) gate() bool {
 		}
 		d.setHold(g.Hold)
 		// Until the hold ends (a freeze, a window, not_before), or until the
-		// policy changes, a pause, or a stop. A hold without an end is
-		// looked at again every gateRecheck, in case a policy_changed
-		// signal was lost.
+		// policy changes, a pause, or a stop. A hold is looked at again at
+		// least every gateRecheck, in case a policy_changed signal was lost
+		// (a freeze lifted early).
 		wait := gateRecheck
 		if g.Hold.Until != nil {
-			wait = max(time.Second, g.Hold.Until.Sub(workflow.Now(d.work)))
+			wait = min(gateRecheck, max(time.Second, g.Hold.Until.Sub(workflow.Now(d.work))))
 		}
 		d.sleep(wait, holdSummary(g.Hold), func() bool { return d.policyChanged || d.Paused })
 		if d.Stop != nil {
@@ -395,7 +395,7 @@ func (d *deployment) gate() bool {
 	}
 }
 
-// gateRecheck is how often a hold with no known end is looked at again.
+// gateRecheck is how often a hold is looked at again, at the least.
 const gateRecheck = 6 * time.Hour
 
 func holdSummary(h *models.Hold) string {
