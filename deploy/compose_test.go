@@ -42,6 +42,8 @@ var knownEnv = []string{
 	config.EnvHTTPAddr,
 	config.EnvLogLevel,
 	config.EnvLogFormat,
+	config.EnvVoteKey,
+	config.EnvStoreOutage,
 }
 
 // searchAttributes are the Keyword search attributes Transit's workflows set.
@@ -158,6 +160,16 @@ var checks = map[string]check{
 	"search-attrs":  checkSearchAttributes,
 	"images-pinned": checkImagesPinned,
 	"healthchecks":  checkHealthchecks,
+	"vote-key":      checkVoteKey,
+}
+
+// checkVoteKey: the server signs votes with the key that the worker checks
+// them with; without one, every vote's groups are looked up instead.
+func checkVoteKey(t require.TestingT, p *types.Project) {
+	srv := transitConfig(t, service(t, p, transitServer))
+	wrk := transitConfig(t, service(t, p, transitWorker))
+	require.NotEmpty(t, srv.VoteKey, "transit-server has no %s", config.EnvVoteKey)
+	require.Equal(t, srv.VoteKey, wrk.VoteKey, "transit-server and transit-worker must share %s", config.EnvVoteKey)
 }
 
 func checkServices(t require.TestingT, p *types.Project) {
@@ -491,6 +503,7 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{"build context", "build", "      context: .\n", "      context: ./deploy\n"},
 		{"worker command", "services", `command: ["worker"]`, `command: ["server"]`},
 		{"unpinned image", "images-pinned", "temporalio/ui:2.34.0", "temporalio/ui:latest"},
+		{"no vote key", "vote-key", "  TRANSIT_VOTE_KEY: 5f0c", "  TRANSIT_UNUSED_KEY: 5f0c"},
 		{"healthcheck port", "healthchecks", "/dev/tcp/127.0.0.1/8080", "/dev/tcp/127.0.0.1/8081"},
 	}
 	for _, c := range cases {
