@@ -187,7 +187,7 @@ func TestFailingValidationRollsBack(t *testing.T) {
 	require.Equal(t, string(models.StatusRolledBack), d.str("deployment", "status"), d.str("deployment", "outcome"))
 	require.Equal(t, "upgrade", d.str("deployment", "scenario"))
 	require.Contains(t, d.str("deployment", "outcome"), "validation checks failed")
-	require.Contains(t, d.str("deployment", "outcome"), "4 target(s) rolled back")
+	require.Contains(t, d.str("deployment", "outcome"), "4 targets rolled back to what ran before")
 	s.saveHistory(second, "rollback_before_ponr")
 
 	ctx := context.Background()
@@ -253,6 +253,7 @@ func TestControls(t *testing.T) {
 	require.Equal(t, 200, r.Status, r.Raw)
 	d = s.waitStatus(id2, 60*time.Second, models.StatusRolledBack)
 	require.Contains(t, d.str("deployment", "outcome"), "abort requested by admin: wrong build")
+	s.saveHistory(id2, "abort_mid_rollout")
 	for _, tid := range c.targets {
 		v, err := s.store.SimulatedVersion(context.Background(), tid)
 		require.NoError(t, err)
@@ -310,6 +311,7 @@ func TestLaneAndIdempotency(t *testing.T) {
 	d := s.waitStatus(second, 60*time.Second, models.StatusCompleted)
 	require.Equal(t, "upgrade", d.str("deployment", "scenario"))
 	require.Contains(t, strings.Join(s.events(second), "\n"), "waiting for 1 earlier deployment")
+	s.saveHistory(second, "lane_queued")
 
 	// Bad input starts nothing.
 	before := len(s.must(200, "GET", "/api/v1/deployments", nil).items())

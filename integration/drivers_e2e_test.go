@@ -75,7 +75,7 @@ func TestScriptDriverDeploysCheckedAndRolledBack(t *testing.T) {
 	require.Contains(t, timeline, "wave 1 checks passed (version) on 1 target", "the http check saw version 2 answer on svc-a")
 	require.Contains(t, timeline, "version 2.0.0 answers on port", "the script's output is on the timeline")
 	require.Contains(t, d.str("deployment", "outcome"), "forced failure: this target refuses version 2.0.0")
-	require.Contains(t, d.str("deployment", "outcome"), "2 target(s) rolled back", "svc-a, and svc-b, whose failed deploy may have been half done")
+	require.Contains(t, d.str("deployment", "outcome"), "2 targets rolled back to what ran before", "svc-a, and svc-b, whose failed deploy may have been half done")
 	require.Equal(t, "1.0.0", serviceVersion(t, ports["svc-a"]), "svc-a was rolled back and restarted on version 1")
 	require.Equal(t, "1.0.0", serviceVersion(t, ports["svc-b"]))
 	require.Contains(t, timeline, "rollback on svc-a")

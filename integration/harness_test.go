@@ -336,6 +336,16 @@ func (s *stack) saveHistory(deploymentID, name string) {
 	if os.Getenv("TRANSIT_SAVE_HISTORIES") != "1" {
 		return
 	}
+	// The row ends before the workflow does (the final record lands, then
+	// the lane is woken): wait for the run to close, so that the history is
+	// whole.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// A cancelled or failed run is still a whole history: only a run that
+	// has not closed in a minute is a problem.
+	if err := s.temporal.GetWorkflow(ctx, models.WorkflowIDFor(deploymentID), "").Get(ctx, nil); err != nil {
+		require.NoError(s.t, ctx.Err(), "workflow of %s did not close: %v", deploymentID, err)
+	}
 	it := s.temporal.GetWorkflowHistory(context.Background(), models.WorkflowIDFor(deploymentID), "", false, 0)
 	var hist historypb.History
 	for it.HasNext() {

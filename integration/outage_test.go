@@ -50,6 +50,7 @@ func TestDatabaseOutageMidWave(t *testing.T) {
 		require.Equal(t, "1.0.0", readVersion(t, dir))
 	}
 	require.NotContains(t, strings.Join(s.events(id), "\n"), "rolling back")
+	s.saveHistory(id, "database_outage")
 }
 
 // The worker is killed (SIGKILL) while a 12 s deploy script runs, and a new
@@ -89,4 +90,5 @@ func TestScriptNeverRunsTwiceAtOnce(t *testing.T) {
 	require.Less(t, lastOfFirst, secondRun.at, "the first run (and what it left running) had ended %.2fs after the second began",
 		lastOfFirst-secondRun.at)
 	require.Equal(t, firstRun.fields["key"], secondRun.fields["key"], "the same step, under the same key")
+	s.saveHistory(id, "worker_killed_mid_script")
 }

@@ -229,6 +229,7 @@ func TestResetRunsTheStepsAgain(t *testing.T) {
 	require.NotEmpty(t, d.str("deployment", "finished_at"), "finished again")
 	timeline := strings.Join(s.events(id), "\n")
 	require.Equal(t, 2, strings.Count(timeline, "rolling out 1.0.0"), "both runs are on the timeline")
+	s.saveHistory(id, "reset")
 }
 
 func (s *stack) firstEvent(workflowID string, typ enumspb.EventType) int64 {
@@ -323,4 +324,93 @@ func TestTheSmallThingsSayWhatHappened(t *testing.T) {
 	for _, never := range targets[1:] {
 		require.Equal(t, models.TargetNotStarted, never.Status, never.TargetName)
 	}
+}
+
+// The workflow cancelled (temporal workflow cancel) mid-rollout: what was
+// changed is rolled back, what never started says so.
+func TestWorkflowCancelledMidRolloutRollsBack(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	policy := quickPolicy()
+	policy.Strategy = models.Strategy{Kind: models.StrategyRolling, Batch: 1, Bake: models.Duration(3 * time.Second)}
+	c := s.seed("prod", 3, policy, "", "1.0.0")
+	id := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
+	require.EventuallyWithT(t, func(co *assertCollect) {
+		if !strings.Contains(strings.Join(s.events(id), "\n"), "baking") {
+			co.Errorf("wave 1 is not done yet")
+		}
+	}, time.Minute, 100*time.Millisecond)
+	require.NoError(t, s.temporal.CancelWorkflow(context.Background(), models.WorkflowIDFor(id), ""))
+	d := s.waitStatus(id, time.Minute, models.StatusRolledBack, models.StatusFailed, models.StatusCompleted)
+	require.Equal(t, string(models.StatusRolledBack), d.str("deployment", "status"))
+	require.Contains(t, d.str("deployment", "outcome"), "the workflow was cancelled; 1 target rolled back to what ran before")
+	var targets []models.DeploymentTarget
+	require.NoError(t, json.Unmarshal([]byte(d.str("targets")), &targets))
+	require.Equal(t, []string{models.TargetRolledBack, models.TargetNotStarted, models.TargetNotStarted},
+		[]string{targets[0].Status, targets[1].Status, targets[2].Status})
+	s.saveHistory(id, "cancelled_mid_rollout")
+}
+
+// A target that fails within max_failures is undone at once, left out of
+// what follows, and named in an outcome that is not "completed".
+func TestToleratedFailuresAreUndoneAndNamed(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	policy := quickPolicy()
+	policy.Strategy = models.Strategy{Kind: models.StrategyAllAtOnce, MaxFailures: 1}
+	c := s.seed("prod", 3, policy, "", "1.0.0", "2.0.0")
+	s.waitStatus(s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env}), time.Minute, models.StatusCompleted)
+	s.must(200, "PATCH", "/api/v1/targets/"+c.targets[1], map[string]any{"config": map[string]any{"failure_rate": 1}})
+
+	id := s.deploy(s.admin, map[string]any{"release": c.releases["2.0.0"], "environment": c.env})
+	d := s.waitStatus(id, time.Minute, models.StatusCompletedWithIssues, models.StatusCompleted, models.StatusRolledBack, models.StatusFailed)
+	require.Equal(t, string(models.StatusCompletedWithIssues), d.str("deployment", "status"), d.str("deployment", "outcome"))
+	require.Contains(t, d.str("deployment", "outcome"), "1 target failed during the rollout: prod-02 (")
+	require.Contains(t, d.str("deployment", "outcome"), "rolled back to 1.0.0)")
+	for i, want := range []string{"2.0.0", "1.0.0", "2.0.0"} {
+		v, err := s.store.SimulatedVersion(context.Background(), c.targets[i])
+		require.NoError(t, err)
+		require.Equal(t, want, v, "target %d", i+1)
+	}
+	states, err := s.store.TargetStates(context.Background(), c.targets)
+	require.NoError(t, err)
+	require.Equal(t, "1.0.0", states[c.targets[1]].LastKnownGoodVer, "the failed target's last known good is not moved")
+	s.saveHistory(id, "failed_targets_tolerated")
+}
+
+// A probe breach before the point of no return rolls back.
+func TestBreachBeforePONRRollsBack(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	policy := quickPolicy()
+	policy.PointOfNoReturn, policy.EarlyLifeSupport = models.Duration(20*time.Second), models.Duration(30*time.Second)
+	policy.ObservationProbes = []models.ProbeSpec{{Name: "errors", Type: models.ProbeSimulated, Interval: models.Duration(time.Second),
+		Config: json.RawMessage(`{"failure_rate":1}`)}}
+	c := s.seed("prod", 2, policy, "", "1.0.0")
+	id := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
+	d := s.waitStatus(id, time.Minute, models.StatusRolledBack, models.StatusCompleted, models.StatusCompletedWithIssues, models.StatusFailed)
+	require.Equal(t, string(models.StatusRolledBack), d.str("deployment", "status"))
+	require.Contains(t, d.str("deployment", "outcome"), "before the point of no return, probe errors breached on prod-0")
+	s.saveHistory(id, "breach_before_ponr")
+}
+
+// Before the point of no return the monitoring system cannot be reached:
+// no breach, no rollback; the deployment pauses, says why, and a person
+// decides (here: resume). It is not handed over as healthy.
+func TestUnobservableDeploymentWaitsForAPerson(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	policy := quickPolicy()
+	policy.PointOfNoReturn, policy.EarlyLifeSupport = models.Duration(20*time.Second), models.Duration(25*time.Second)
+	policy.ObservationProbes = []models.ProbeSpec{{Name: "latency", Type: models.ProbePrometheus, Threshold: 0.5, Interval: models.Duration(time.Second),
+		ErrorTolerance: 2, Config: json.RawMessage(fmt.Sprintf(`{"url":"http://127.0.0.1:%d","query":"up","comparison":">="}`, freePort(t)))}}
+	c := s.seed("prod", 1, policy, "", "1.0.0")
+	id := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
+	d := s.waitStatus(id, time.Minute, models.StatusPaused, models.StatusRolledBack, models.StatusCompleted)
+	require.Equal(t, string(models.StatusPaused), d.str("deployment", "status"))
+	d = s.waitHold(id, models.HoldPaused)
+	require.Contains(t, d.str("deployment", "hold", "reason"), "probe latency could not measure on prod-01 for 2 runs in a row")
+	require.Contains(t, d.str("deployment", "hold", "reason"), "resume to commit 1.0.0, or roll back")
+	s.must(200, "POST", "/api/v1/deployments/"+id+"/resume", map[string]any{"reason": "dashboards look fine"})
+	d = s.waitStatus(id, time.Minute, models.StatusCompletedWithIssues, models.StatusCompleted, models.StatusRolledBack)
+	require.Equal(t, string(models.StatusCompletedWithIssues), d.str("deployment", "status"))
+	require.Contains(t, d.str("deployment", "outcome"), "not handed over")
+	require.Contains(t, d.str("deployment", "outcome"), "not observed before the point of no return")
+	s.saveHistory(id, "unobservable_resumed")
 }

@@ -71,6 +71,7 @@ func TestDecommissionRemovesOnlyWhatItNames(t *testing.T) {
 	require.Equal(t, string(models.StatusRejected), d.str("deployment", "status"))
 	require.Equal(t, "nothing to decommission: release 3.0.0 runs on none of the 3 targets of prod (2.0.0 on t2; nothing on t1, t3)",
 		d.str("deployment", "outcome"))
+	s.saveHistory(id, "decommission_refused")
 }
 
 // A freeze added while a deployment waits holds it past its not_before,
@@ -103,6 +104,7 @@ func TestPolicyChangesReachWaitingDeployments(t *testing.T) {
 	d = s.waitStatus(id, 30*time.Second, models.StatusDeploying, models.StatusValidating, models.StatusEarlyLifeSupport, models.StatusCompleted)
 	require.Less(t, time.Since(lifted), 15*time.Second, "released when the freeze was lifted, not when it would have ended")
 	s.waitStatus(id, time.Minute, models.StatusCompleted)
+	s.saveHistory(id, "held_by_freeze")
 }
 
 // waitHold waits until GET shows the deployment held by kind.
@@ -139,6 +141,7 @@ func TestMalformedSignalsBlockNothing(t *testing.T) {
 	timeline := strings.Join(s.events(id), "\n")
 	require.Contains(t, timeline, `approve signal from "an unnamed sender" ignored: its payload is not a vote`)
 	require.NotContains(t, timeline, "retryable", "reasons read as sentences")
+	s.saveHistory(id, "signals_ignored")
 
 	// Every signal name refuses a malformed payload, and says so.
 	id = s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
@@ -190,6 +193,7 @@ func TestVotesCannotBeForgedThroughAnUpdate(t *testing.T) {
 	timeline := strings.Join(s.events(id), "\n")
 	require.Contains(t, timeline, "rita voted approve via update: from the CLI (1 of 2 approvals)")
 	require.Contains(t, timeline, "rob voted approve via api (2 of 2 approvals)")
+	s.saveHistory(id, "votes_via_update")
 }
 
 // The audit log names the person, the path, and the deployment.

@@ -166,8 +166,8 @@ func (d *deployment) observe() (models.DeploymentResult, error) {
 		end := workflow.NewTimerWithOptions(ectx, rest, workflow.TimerOptions{Summary: "early life support ends"})
 		obs := d.startObserve(elsEnd, false, "observe "+d.Plan.ReleaseVersion+" until early life support ends")
 		d.await(func() bool { return end.IsReady() || d.Stop != nil || obs.done() })
-		if obs.done() && d.Stop == nil {
-			// The activity ended early (it failed): early life support still
+		if obs.decisive(d.safe) && d.Stop == nil {
+			// The observation failed before its end: early life support still
 			// lasts its time, for incidents to be linked to the deployment.
 			d.await(func() bool { return end.IsReady() || d.Stop != nil })
 		}
