@@ -23,9 +23,17 @@ func TestReplaySavedHistories(t *testing.T) {
 	for _, f := range files {
 		names[filepath.Base(f)] = true
 	}
-	for _, want := range []string{"happy_path.legacy.json", "rejected.legacy.json", "expired.legacy.json", "rollback_before_ponr.legacy.json",
-		"incident_after_ponr.legacy.json", "decommission.legacy.json"} {
-		require.True(t, names[want], "testdata/histories/%s is missing", want)
+	// The frozen workflow's paths, and one history per path of today's.
+	legacy := []string{"happy_path", "rejected", "expired", "rollback_before_ponr", "incident_after_ponr", "decommission"}
+	today := []string{"happy_path", "rejected", "expired", "rollback_before_ponr", "incident_after_ponr", "decommission",
+		"decommission_refused", "lane_queued", "abort_mid_rollout", "cancelled_mid_rollout", "held_by_freeze",
+		"signals_ignored", "votes_via_update", "reset", "database_outage", "worker_killed_mid_script",
+		"failed_targets_tolerated", "breach_before_ponr", "unobservable_resumed"}
+	for _, want := range legacy {
+		require.True(t, names[want+".legacy.json"], "testdata/histories/%s.legacy.json is missing", want)
+	}
+	for _, want := range today {
+		require.True(t, names[want+".json"], "testdata/histories/%s.json is missing (TRANSIT_SAVE_HISTORIES=1 make test)", want)
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
