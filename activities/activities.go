@@ -156,12 +156,18 @@ const keepAliveEvery = 5 * time.Second
 // activity blocked in one long driver call (an HTTP request, a script, a
 // check with several tries) is seen alive, and learns of its cancellation.
 func keepAlive(ctx context.Context) (stop func()) {
+	return heartbeatEvery(ctx, keepAliveEvery, nil)
+}
+
+// heartbeatEvery heartbeats every interval, with the details that details
+// returns (none when nil), until the returned stop is called.
+func heartbeatEvery(ctx context.Context, interval time.Duration, details func() []any) (stop func()) {
 	if !activity.IsActivity(ctx) {
 		return func() {}
 	}
 	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(keepAliveEvery)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
@@ -170,7 +176,11 @@ func keepAlive(ctx context.Context) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				activity.RecordHeartbeat(ctx)
+				var d []any
+				if details != nil {
+					d = details()
+				}
+				activity.RecordHeartbeat(ctx, d...)
 			}
 		}
 	}()

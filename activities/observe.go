@@ -98,7 +98,7 @@ func (a *Activities) Observe(ctx context.Context, in ObserveInput) (ObserveResul
 	if o.res.Streaks == nil {
 		o.res.Streaks = map[string]Streak{}
 	}
-	stop := o.heartbeats(ctx)
+	stop := heartbeatEvery(ctx, observeHeartbeatEvery, func() []any { return []any{o.snapshot()} })
 	defer stop()
 	for _, pt := range in.Targets {
 		var t *models.Target
@@ -132,30 +132,6 @@ func (o *observer) snapshot() ObserveResult {
 		r.Streaks[k] = v
 	}
 	return r
-}
-
-// heartbeats sends the counts every observeHeartbeatEvery until stopped: a
-// round of slow probes must not look like a dead worker.
-func (o *observer) heartbeats(ctx context.Context) (stop func()) {
-	if !activity.IsActivity(ctx) {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(observeHeartbeatEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				activity.RecordHeartbeat(ctx, o.snapshot())
-			}
-		}
-	}()
-	return func() { close(done) }
 }
 
 func (o *observer) run(ctx context.Context) (ObserveResult, error) {
