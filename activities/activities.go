@@ -58,11 +58,15 @@ type Activities struct {
 	// database that does not answer before it fails (DefaultStoreOutage
 	// when zero). A database outage is not a failure of the target.
 	StoreOutage time.Duration
+	// TargetsPerRun bounds the targets one workflow run changes
+	// (DefaultTargetsPerRun when zero); the plan carries it.
+	TargetsPerRun int
 }
 
 // Defaults of Activities.
 const (
-	DefaultStoreOutage = 10 * time.Minute
+	DefaultStoreOutage   = 10 * time.Minute
+	DefaultTargetsPerRun = 500
 )
 
 // WorkflowDescriber is what the activities need of a Temporal client.

@@ -68,6 +68,7 @@ func (a *Activities) Plan(ctx context.Context, in models.DeploymentInput) (PlanR
 		Strategy:        strategy,
 		Policy:          policy,
 		CurrentVersions: map[string]string{},
+		TargetsPerRun:   a.targetsPerRun(),
 	}
 
 	// Entry criteria.
@@ -165,6 +166,13 @@ func (a *Activities) Plan(ctx context.Context, in models.DeploymentInput) (PlanR
 		return PlanResult{}, storeErr(err)
 	}
 	return PlanResult{Plan: plan, Artifacts: rel.Artifacts.V}, nil
+}
+
+func (a *Activities) targetsPerRun() int {
+	if a.TargetsPerRun > 0 {
+		return a.TargetsPerRun
+	}
+	return DefaultTargetsPerRun
 }
 
 // whatRunsWhere says which version runs on which targets: "2.0.0 on

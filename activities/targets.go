@@ -44,7 +44,7 @@ type TargetInput struct {
 type TargetResult struct {
 	Version string `json:"version"`
 	// LastKnownGood is the release to roll back to (empty: none, remove).
-	LastKnownGood ReleaseRef `json:"last_known_good"`
+	LastKnownGood ReleaseRef `json:"last_known_good,omitzero"`
 	Log           string     `json:"log,omitempty"`
 	// Skipped: an undo found that the deployment never touched the target.
 	Skipped bool `json:"skipped,omitempty"`

@@ -33,6 +33,7 @@ const (
 	EnvLogFormat         = "TRANSIT_LOG_FORMAT"
 	EnvVoteKey           = "TRANSIT_VOTE_KEY"
 	EnvStoreOutage       = "TRANSIT_STORE_OUTAGE_TIMEOUT"
+	EnvTargetsPerRun     = "TRANSIT_TARGETS_PER_RUN"
 )
 
 // Defaults.
@@ -61,6 +62,8 @@ type Config struct {
 	VoteKey []byte
 	// StoreOutage is how long a target step waits out a database outage.
 	StoreOutage time.Duration
+	// TargetsPerRun bounds the targets one workflow run changes.
+	TargetsPerRun int
 }
 
 // TLS configures the connection to Temporal. Enabled with no files uses the
@@ -128,6 +131,13 @@ func Load(getenv func(string) string) (Config, error) {
 			problems = append(problems, fmt.Sprintf("%s=%q must be a duration of at least 1s, e.g. 10m", EnvStoreOutage, v))
 		}
 		c.StoreOutage = d
+	}
+	if v := get(EnvTargetsPerRun, ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 10 || n > 5000 {
+			problems = append(problems, fmt.Sprintf("%s=%q must be a whole number from 10 to 5000", EnvTargetsPerRun, v))
+		}
+		c.TargetsPerRun = n
 	}
 	if len(problems) > 0 {
 		return c, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))

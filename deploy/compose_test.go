@@ -44,6 +44,7 @@ var knownEnv = []string{
 	config.EnvLogFormat,
 	config.EnvVoteKey,
 	config.EnvStoreOutage,
+	config.EnvTargetsPerRun,
 }
 
 // searchAttributes are the Keyword search attributes Transit's workflows set.

@@ -85,6 +85,8 @@ type stackOptions struct {
 	captureLogs bool
 	// drivers replaces the worker's drivers.
 	drivers *drivers.Registry
+	// targetsPerRun lowers the targets one workflow run changes.
+	targetsPerRun int
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -137,7 +139,7 @@ func newStack(t testing.TB, opt stackOptions) *stack {
 		taskQueue: fmt.Sprintf("transit-test-%d-%d", os.Getpid(), queueSeq.Add(1))}
 	if !opt.noWorker {
 		s.worker = transitworker.New(s.temporal, transitworker.Options{TaskQueue: s.taskQueue, Store: st, Logger: logger,
-			Clock: opt.clock, VoteKey: voteKey, Drivers: opt.drivers})
+			Clock: opt.clock, VoteKey: voteKey, Drivers: opt.drivers, TargetsPerRun: opt.targetsPerRun})
 		require.NoError(t, s.worker.Start())
 		t.Cleanup(s.worker.Stop)
 	}

@@ -238,6 +238,9 @@ type Plan struct {
 	// Untouched are the environment's targets that a decommission leaves
 	// alone, because the release does not run on them.
 	Untouched []string `json:"untouched,omitempty"`
+	// TargetsPerRun bounds the targets one workflow run changes; waves
+	// larger than that run in several child workflows.
+	TargetsPerRun int `json:"targets_per_run,omitempty"`
 }
 
 // PlanTarget is one target of a wave.
@@ -271,6 +274,10 @@ type Criterion struct {
 
 // WorkflowDeployment is the registered name of the deployment workflow.
 const WorkflowDeployment = "Deployment"
+
+// WorkflowTargetSteps is the registered name of the child workflow that
+// runs a deployment's steps on one batch of its targets.
+const WorkflowTargetSteps = "TargetSteps"
 
 // Update, signal and query names of the deployment workflow. The signals
 // have the same names as the updates, for operators using the Temporal CLI.

@@ -37,6 +37,9 @@ type Options struct {
 	// StoreOutage is how long a target step waits out a database outage
 	// (activities.DefaultStoreOutage when zero).
 	StoreOutage time.Duration
+	// TargetsPerRun bounds the targets one workflow run changes
+	// (activities.DefaultTargetsPerRun when zero).
+	TargetsPerRun int
 }
 
 // DefaultDrivers returns the script, http and simulated drivers, the
@@ -66,7 +69,7 @@ func New(c client.Client, opt Options) sdkworker.Worker {
 		Interceptors:                       Interceptors(opt.VoteKey),
 	})
 	Register(w, &activities.Activities{Store: opt.Store, Drivers: opt.Drivers, Clock: opt.Clock, Logger: opt.Logger, Temporal: c,
-		StoreOutage: opt.StoreOutage})
+		StoreOutage: opt.StoreOutage, TargetsPerRun: opt.TargetsPerRun})
 	return w
 }
 
@@ -89,6 +92,7 @@ type activityRegistry interface {
 // Register registers the deployment workflow under its stable name and the activities.
 func Register(r Registry, acts *activities.Activities) {
 	r.RegisterWorkflowWithOptions(workflows.Deployment, workflow.RegisterOptions{Name: models.WorkflowDeployment})
+	r.RegisterWorkflowWithOptions(workflows.TargetSteps, workflow.RegisterOptions{Name: models.WorkflowTargetSteps})
 	if ar, ok := r.(activityRegistry); ok && acts != nil {
 		ar.RegisterActivity(acts)
 	}

@@ -133,6 +133,8 @@ type deployment struct {
 	liveSet, validatedSet map[string]bool
 	// ignoredCount counts the signals ignored in this run.
 	ignoredCount int
+	// waveIdx maps a target to its wave (see waveOf).
+	waveIdx map[string]int
 }
 
 func newDeployment(ctx workflow.Context, in models.DeploymentInput) *deployment {
@@ -251,7 +253,7 @@ func (d *deployment) planStep() (models.Status, string) {
 		}
 		return models.StatusFailed, "planning failed: " + rootMessage(err)
 	}
-	d.Plan = pr.Plan
+	d.Plan, d.waveIdx = pr.Plan, nil
 	d.Release = activities.ReleaseRef{ID: d.in.ReleaseID, Version: pr.Plan.ReleaseVersion, Artifacts: pr.Artifacts}
 	return "", ""
 }

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/transit-hq/transit/activities"
 	"github.com/transit-hq/transit/drivers"
@@ -40,6 +41,8 @@ type deploymentSuite struct {
 	deployed  []string // target names, in call order
 	rollbacks []string // target names, in call order
 	steps     []activities.RecordInput
+	// batches is the number of steps of each TargetSteps child, in order.
+	batches []int
 
 	// How long each mocked deploy and observation take, in workflow time.
 	// (A mock with a delay runs its function when the delay ends.)
@@ -68,8 +71,14 @@ func (s *deploymentSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.SetWorkerOptions(sdkworker.Options{Interceptors: []interceptor.WorkerInterceptor{Interceptor(testVoteKey)}})
 	s.env.RegisterWorkflow(Deployment)
+	s.env.RegisterWorkflowWithOptions(func(ctx workflow.Context, in StepsInput) (StepsResult, error) {
+		s.mu.Lock()
+		s.batches = append(s.batches, len(in.Targets))
+		s.mu.Unlock()
+		return TargetSteps(ctx, in)
+	}, workflow.RegisterOptions{Name: models.WorkflowTargetSteps})
 	s.env.RegisterActivity(acts)
-	s.deployed, s.rollbacks, s.steps, s.deployEnds = nil, nil, nil, nil
+	s.deployed, s.rollbacks, s.steps, s.deployEnds, s.batches = nil, nil, nil, nil, nil
 	s.deployTakes, s.observeTakes, s.observeAfterPONRTakes = 0, 0, 0
 	policy := models.Policy{ApprovalsRequired: 0, PointOfNoReturn: models.Duration(10 * time.Minute),
 		EarlyLifeSupport:  models.Duration(time.Hour),
@@ -1165,4 +1174,65 @@ func TestStatusTransitions(t *testing.T) {
 	for _, st := range models.TerminalStatuses {
 		require.True(t, st.Terminal())
 	}
+}
+
+// ---- large fleets
+
+// fleet is n targets named t01…, in waves of size.
+func fleet(n, size int) [][]models.PlanTarget {
+	var waves [][]models.PlanTarget
+	for i := 0; i < n; i++ {
+		if i%size == 0 {
+			waves = append(waves, nil)
+		}
+		waves[len(waves)-1] = append(waves[len(waves)-1], target(fmt.Sprintf("t%02d", i+1)))
+	}
+	return waves
+}
+
+// Waves larger than targets_per_run go to child workflows of at most that
+// many steps each; the deployment is the same.
+func (s *deploymentSuite) TestLargeWavesSpreadOverChildWorkflows() {
+	s.plan.Waves = fleet(10, 5)
+	s.plan.TargetsPerRun = 2
+	res := s.run(input())
+	s.Equal(models.StatusCompleted, res.Status, res.Outcome)
+	s.Len(s.deployed, 10)
+	// Per wave of 5: deploys in 2+2+1, and checks in 2+2+1 (between waves
+	// for wave 1, at validation for wave 2).
+	s.Equal([]int{2, 2, 1, 2, 2, 1, 2, 2, 1, 2, 2, 1}, s.batches)
+	s.Contains(res.Outcome, "handed over")
+}
+
+// A failure in the last wave rolls back every target of every wave, newest
+// wave first, through child workflows too.
+func (s *deploymentSuite) TestRollbackInTheLastWaveRestoresEveryTargetFromChildren() {
+	s.plan.Waves = fleet(9, 3)
+	s.plan.TargetsPerRun = 2
+	s.deployFn = func(in activities.TargetInput) (activities.TargetResult, error) {
+		if in.Target.Name == "t08" {
+			return activities.TargetResult{}, temporal.NewNonRetryableApplicationError("boom", models.ErrTypeDriver, nil)
+		}
+		return activities.TargetResult{Version: in.Release.Version}, nil
+	}
+	res := s.run(input())
+	s.Equal(models.StatusRolledBack, res.Status, res.Outcome)
+	s.Contains(res.Outcome, "9 targets rolled back to what ran before")
+	s.Len(s.rollbacks, 9)
+	s.ElementsMatch([]string{"t07", "t08", "t09"}, s.rollbacks[:3], "the last wave first")
+	s.ElementsMatch([]string{"t01", "t02", "t03"}, s.rollbacks[6:], "the first wave last")
+}
+
+// A cancel while a child runs its batch: the batch's steps are cancelled
+// and undone; the batches never started leave their targets alone.
+func (s *deploymentSuite) TestCancelDuringAChildBatchUndoesOnlyWhatStarted() {
+	s.plan.Waves = fleet(6, 6)
+	s.plan.TargetsPerRun = 2
+	s.deployTakes = 10 * time.Minute
+	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 15*time.Minute) // during the second batch
+	res := s.run(input())
+	s.Equal(models.StatusRolledBack, res.Status, res.Outcome)
+	s.Contains(res.Outcome, "the workflow was cancelled")
+	s.ElementsMatch([]string{"t01", "t02"}, s.deployed, "the first batch finished")
+	s.ElementsMatch([]string{"t01", "t02", "t03", "t04"}, s.rollbacks, "t05 and t06 never started")
 }

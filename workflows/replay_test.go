@@ -1,10 +1,14 @@
 package workflows_test
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -28,7 +32,7 @@ func TestReplaySavedHistories(t *testing.T) {
 	today := []string{"happy_path", "rejected", "expired", "rollback_before_ponr", "incident_after_ponr", "decommission",
 		"decommission_refused", "lane_queued", "abort_mid_rollout", "cancelled_mid_rollout", "held_by_freeze",
 		"signals_ignored", "votes_via_update", "reset", "database_outage", "worker_killed_mid_script",
-		"failed_targets_tolerated", "breach_before_ponr", "unobservable_resumed"}
+		"failed_targets_tolerated", "breach_before_ponr", "unobservable_resumed", "fleet_in_children_rolled_back"}
 	for _, want := range legacy {
 		require.True(t, names[want+".legacy.json"], "testdata/histories/%s.legacy.json is missing", want)
 	}
@@ -40,9 +44,25 @@ func TestReplaySavedHistories(t *testing.T) {
 			r, err := sdkworker.NewWorkflowReplayerWithOptions(sdkworker.WorkflowReplayerOptions{Interceptors: worker.Interceptors(nil)})
 			require.NoError(t, err)
 			worker.Register(r, nil)
-			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
+			hist, exec := loadHistory(t, f)
+			// Replayed as the run it was: child workflow ids name it.
+			require.NoError(t, r.ReplayWorkflowHistoryWithOptions(nil, hist, sdkworker.ReplayWorkflowHistoryOptions{OriginalExecution: exec}))
 		})
 	}
+}
+
+// loadHistory reads a saved history and the execution it belongs to.
+func loadHistory(t *testing.T, path string) (*historypb.History, workflow.Execution) {
+	raw, err := os.Open(path)
+	require.NoError(t, err)
+	defer raw.Close()
+	hist, err := client.HistoryFromJSON(raw, client.HistoryJSONOptions{})
+	require.NoError(t, err)
+	started := hist.Events[0].GetWorkflowExecutionStartedEventAttributes()
+	require.NotNil(t, started, "%s does not begin with the workflow's start", path)
+	var in models.DeploymentInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(started.Input, &in))
+	return hist, workflow.Execution{ID: models.WorkflowIDFor(in.DeploymentID), RunID: started.OriginalExecutionRunId}
 }
 
 // The replayer does notice a workflow that no longer matches its history.

@@ -79,25 +79,33 @@ func (d *deployment) rollout() bool {
 func (r *rollout) wave(n int, targets []models.PlanTarget) []failure {
 	d := r.d
 	var failed []failure
-	d.each(targets, true, func(ctx workflow.Context, t models.PlanTarget) workflow.Future {
+	kind, describe := stepDeploy, "deploy "+d.Release.Version
+	if d.decommission() {
+		kind, describe = stepRemove, "remove "+d.Release.Version
+	}
+	in := d.batch(kind, d.Release)
+	for _, t := range targets {
+		in.Targets = append(in.Targets, stepTarget{Target: t, Wave: n})
+	}
+	unstarted := map[string]bool{}
+	d.runSteps(in, stepOptions{what: fmt.Sprintf("wave-%d", n), describe: fmt.Sprintf("%s, wave %d", describe, n),
+		cancellable: true, pausable: true,
 		// Before it starts: a step that fails or is cancelled half way is
 		// undone too (an undo of a target never touched does nothing).
-		d.Comps = append(d.Comps, d.undoFor(t, n))
-		if d.decommission() {
-			in := d.targetInput(t, n, d.Release, "remove")
-			return workflow.ExecuteActivity(targetCtx(ctx, t, "remove "+d.Release.Version+" from "+t.Name), a.RemoveTarget, in)
-		}
-		in := d.targetInput(t, n, d.Release, "deploy")
-		return workflow.ExecuteActivity(targetCtx(ctx, t, "deploy "+d.Release.Version+" to "+t.Name), a.DeployTarget, in)
-	}, func(t models.PlanTarget, err error, _ workflow.Future) {
+		before: func(s step) { d.Comps = append(d.Comps, d.undoFor(s.Input.Target, n)) },
+	}, func(s step, o stepOutcome) {
+		t := s.Input.Target
 		switch {
-		case err == nil:
+		case !o.Started:
+			unstarted[t.ID] = true
+		case o.Err != "":
+			failed = append(failed, failure{target: t, wave: n, reason: o.Err})
+		case !o.Cancelled:
 			d.Live = append(d.Live, t)
 			d.liveSet[t.ID] = true
-		case !isCancel(err):
-			failed = append(failed, failure{target: t, wave: n, reason: rootMessage(err)})
 		}
 	})
+	d.dropUnstarted(unstarted)
 	return failed
 }
 
@@ -182,21 +190,21 @@ func (d *deployment) runChecks(what string, targets []models.PlanTarget) bool {
 		return false
 	}
 	var failed []string
-	d.each(targets, false, func(ctx workflow.Context, t models.PlanTarget) workflow.Future {
-		in := activities.ValidateInput{TargetInput: d.targetInput(t, d.waveOf(t), d.Release, "validate"), Checks: checks}
-		return workflow.ExecuteActivity(withSummary(validateCtx(ctx), "validate "+t.Name), a.ValidateTarget, in)
-	}, func(t models.PlanTarget, err error, f workflow.Future) {
-		var res activities.ValidateResult
-		if err == nil {
-			err = f.Get(d.safe, &res)
-		}
-		if err != nil {
-			if !isCancel(err) {
-				failed = append(failed, t.Name+": "+rootMessage(err))
-			}
+	in := d.batch(stepValidate, d.Release)
+	in.Checks = checks
+	for _, t := range targets {
+		in.Targets = append(in.Targets, stepTarget{Target: t, Wave: d.waveOf(t)})
+	}
+	d.runSteps(in, stepOptions{what: "checks-" + strings.ReplaceAll(what, " ", "-"), describe: what + " checks", cancellable: true}, func(s step, o stepOutcome) {
+		t := s.Input.Target
+		if o.Err != "" {
+			failed = append(failed, t.Name+": "+o.Err)
 			return
 		}
-		for _, c := range res.Results {
+		if !o.Started || o.Cancelled {
+			return
+		}
+		for _, c := range o.Checks.Results {
 			if !c.Passed {
 				failed = append(failed, fmt.Sprintf("%s: check %s: %s", t.Name, c.Name, c.Message))
 			}
@@ -214,48 +222,6 @@ func (d *deployment) runChecks(what string, targets []models.PlanTarget) bool {
 	}
 	d.progress(fmt.Sprintf("%s checks passed (%s) on %s", what, strings.Join(checkNames, ", "), models.Plural(len(targets), "target")), nil)
 	return true
-}
-
-// each starts start(t) for each target, at most max_parallel at a time,
-// and calls done as each ends. It starts none once the deployment must
-// stop, and cancels those under way; with pausable, it starts none while
-// the deployment is paused, and passes the gate again (the window, the
-// freezes) before it goes on.
-func (d *deployment) each(targets []models.PlanTarget, pausable bool,
-	start func(workflow.Context, models.PlanTarget) workflow.Future, done func(models.PlanTarget, error, workflow.Future)) {
-	limit := max(1, d.Plan.Strategy.MaxParallel)
-	sel := workflow.NewSelector(d.safe)
-	var cancels []workflow.CancelFunc
-	next, running, cancelled := 0, 0, false
-	stopping := func() bool { return d.Stop != nil || d.work.Err() != nil }
-	for next < len(targets) || running > 0 {
-		for running < limit && next < len(targets) && !stopping() && !(pausable && d.Paused) {
-			t := targets[next]
-			next++
-			running++
-			ctx, cancel := workflow.WithCancel(d.work)
-			cancels = append(cancels, cancel)
-			sel.AddFuture(start(ctx, t), func(f workflow.Future) {
-				running--
-				done(t, f.Get(d.safe, nil), f)
-			})
-		}
-		if running == 0 {
-			if stopping() || next >= len(targets) || !d.gate() {
-				return
-			}
-			continue
-		}
-		d.await(func() bool { return sel.HasPending() || (stopping() && !cancelled) })
-		if stopping() && !cancelled {
-			cancelled = true
-			for _, c := range cancels {
-				c()
-			}
-			continue
-		}
-		sel.Select(d.safe)
-	}
 }
 
 // undoFor is the compensation of one target's change: back to its last
@@ -287,55 +253,40 @@ func (d *deployment) compensate(comps []compensation) map[string]string {
 			batch = append(batch, comps[len(comps)-1])
 			comps = comps[:len(comps)-1]
 		}
-		limit := max(1, d.Plan.Strategy.MaxParallel)
-		sel := workflow.NewSelector(d.safe)
-		next, running := 0, 0
-		for next < len(batch) || running > 0 {
-			for running < limit && next < len(batch) {
-				c := batch[next]
-				next++
-				running++
-				sel.AddFuture(d.undoStep(c), func(f workflow.Future) {
-					running--
-					var res activities.TargetResult
-					switch err := f.Get(d.safe, &res); {
-					case err != nil:
-						results[c.Target.ID] = "failed to undo: " + rootMessage(err)
-					case res.Skipped:
-						results[c.Target.ID] = "never started: nothing to undo"
-					case c.Redeploy:
-						results[c.Target.ID] = "put back " + c.To.Version
-					case c.To.ID == "" && c.To.Version == "":
-						results[c.Target.ID] = "removed (nothing ran there before)"
-					default:
-						results[c.Target.ID] = "rolled back to " + res.Version
-					}
-				})
+		byTarget := make(map[string]compensation, len(batch))
+		rollbacks, putBacks := d.batch(stepRollback, d.Release), d.batch(stepPutBack, d.Release)
+		for _, c := range batch {
+			byTarget[c.Target.ID] = c
+			if c.Redeploy {
+				putBacks.Targets = append(putBacks.Targets, stepTarget{Target: c.Target, Wave: c.Wave})
+			} else {
+				rollbacks.Targets = append(rollbacks.Targets, stepTarget{Target: c.Target, Wave: c.Wave, To: c.To})
 			}
-			d.await(sel.HasPending)
-			sel.Select(d.safe)
+		}
+		done := func(s step, o stepOutcome) {
+			c := byTarget[s.Input.Target.ID]
+			switch {
+			case o.Err != "":
+				results[c.Target.ID] = "failed to undo: " + o.Err
+			case !o.Started || o.Cancelled:
+				results[c.Target.ID] = "failed to undo: cancelled"
+			case o.Result.Skipped:
+				results[c.Target.ID] = "never started: nothing to undo"
+			case c.Redeploy:
+				results[c.Target.ID] = "put back " + c.To.Version
+			case c.To.ID == "" && c.To.Version == "":
+				results[c.Target.ID] = "removed (nothing ran there before)"
+			default:
+				results[c.Target.ID] = "rolled back to " + o.Result.Version
+			}
+		}
+		for _, b := range []StepsInput{rollbacks, putBacks} {
+			if len(b.Targets) > 0 {
+				d.runSteps(b, stepOptions{what: fmt.Sprintf("undo-wave-%d", wave), describe: fmt.Sprintf("undo wave %d", wave)}, done)
+			}
 		}
 	}
 	return results
-}
-
-// undoStep starts one compensation.
-func (d *deployment) undoStep(c compensation) workflow.Future {
-	if c.Redeploy {
-		in := d.targetInput(c.Target, c.Wave, c.To, "undo-remove")
-		in.Undo = true
-		return workflow.ExecuteActivity(targetCtx(d.safe, c.Target, "put "+c.To.Version+" back on "+c.Target.Name), a.DeployTarget, in)
-	}
-	in := d.targetInput(c.Target, c.Wave, c.To, "rollback")
-	in.Undo, in.Previous = true, d.Release.Version
-	to := c.To.Version
-	if to == "" {
-		to = "its last known good"
-		if c.To.ID == "" {
-			to = "nothing (remove)"
-		}
-	}
-	return workflow.ExecuteActivity(targetCtx(d.safe, c.Target, "roll "+c.Target.Name+" back to "+to), a.RollbackTarget, in)
 }
 
 func describeFailures(failed []failure) string {
@@ -350,12 +301,6 @@ func describeFailures(failed []failure) string {
 
 func (d *deployment) decommission() bool { return d.Plan.Scenario == models.ScenarioDecommission }
 
-func (d *deployment) targetInput(t models.PlanTarget, wave int, rel activities.ReleaseRef, step string) activities.TargetInput {
-	return activities.TargetInput{DeploymentID: d.in.DeploymentID, Application: d.Plan.Application, Environment: d.Plan.Environment,
-		Target: t, Wave: wave, Release: rel, RetainData: d.in.RetainData,
-		Key: d.in.DeploymentID + "/" + d.runID + "/" + t.ID + "/" + step}
-}
-
 func (d *deployment) targetCount() int {
 	n := 0
 	for _, w := range d.Plan.Waves {
@@ -364,15 +309,17 @@ func (d *deployment) targetCount() int {
 	return n
 }
 
+// waveOf is the wave a target is in (1-based).
 func (d *deployment) waveOf(t models.PlanTarget) int {
-	for i, w := range d.Plan.Waves {
-		for _, x := range w {
-			if x.ID == t.ID {
-				return i + 1
+	if d.waveIdx == nil {
+		d.waveIdx = map[string]int{}
+		for i, w := range d.Plan.Waves {
+			for _, x := range w {
+				d.waveIdx[x.ID] = i + 1
 			}
 		}
 	}
-	return 0
+	return d.waveIdx[t.ID]
 }
 
 func (d *deployment) isLive(id string) bool { return d.liveSet[id] }

@@ -1,0 +1,87 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+
+	"github.com/transit-hq/transit/models"
+)
+
+// A fleet larger than one workflow run's share (targets_per_run, lowered
+// to 50 here): 240 zero-latency targets in 3 waves of 80. Each wave runs
+// in child workflows of at most 50 targets, every history stays small, and
+// a failure in the last wave rolls every target back.
+func TestFleetSpreadsOverBoundedRuns(t *testing.T) {
+	const n, perRun = 240, 50
+	s := newStack(t, stackOptions{targetsPerRun: perRun})
+	policy := quickPolicy()
+	policy.Strategy = models.Strategy{Kind: models.StrategyRolling, Batch: 80, MaxParallel: 25}
+	c := s.seed("prod", 0, policy, "", "1.0.0", "2.0.0")
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = s.must(201, "POST", "/api/v1/targets", map[string]any{"environment_id": c.env, "name": fmt.Sprintf("node-%03d", i+1),
+			"driver": "simulated", "config": map[string]any{}}).str("id")
+	}
+	first := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
+	d := s.waitStatus(first, 3*time.Minute, models.StatusCompleted, models.StatusCompletedWithIssues, models.StatusFailed, models.StatusRolledBack)
+	require.Equal(t, string(models.StatusCompleted), d.str("deployment", "status"), d.str("deployment", "outcome"))
+
+	// The last target of the last wave now fails its deploy.
+	s.must(200, "PATCH", "/api/v1/targets/"+ids[n-1], map[string]any{"config": map[string]any{"failure_rate": 1}})
+	id := s.deploy(s.admin, map[string]any{"release": c.releases["2.0.0"], "environment": c.env})
+	d = s.waitStatus(id, 3*time.Minute, models.StatusRolledBack, models.StatusFailed, models.StatusCompleted, models.StatusCompletedWithIssues)
+	require.Equal(t, string(models.StatusRolledBack), d.str("deployment", "status"), d.str("deployment", "outcome"))
+	require.Contains(t, d.str("deployment", "outcome"), "wave 3: 1 target of 80 failed")
+	require.Contains(t, d.str("deployment", "outcome"), fmt.Sprintf("%d targets rolled back to what ran before", n))
+	versions := map[string]int{}
+	for _, tid := range ids {
+		v, err := s.store.SimulatedVersion(context.Background(), tid)
+		require.NoError(t, err)
+		versions[v]++
+	}
+	require.Equal(t, map[string]int{"1.0.0": n}, versions, "every target runs what ran before")
+
+	// The work spread over child workflows, each within its bound.
+	wf := models.WorkflowIDFor(id)
+	parent := s.historyLength(wf)
+	children := s.childWorkflows(wf)
+	// Per wave of 80, in 50+30: the deploys of the 3 waves, the checks
+	// after waves 1 and 2 (wave 3 failed), and the undo of each wave.
+	require.Len(t, children, 3*2+2*2+3*2, "children: %v", children)
+	largest := 0
+	for _, child := range children {
+		require.True(t, strings.HasPrefix(child, wf+"/"), child)
+		largest = max(largest, s.historyLength(child))
+	}
+	// A run of 50 steps: 3 events a step (scheduled, started, completed),
+	// and at most 3 more for the workflow task that each completion wakes
+	// (about 4.5 in all, as they batch); its start and end.
+	require.Less(t, largest, 6*perRun+10, "the largest child history")
+	// Inline, the parent would hold 3 events per step for 240 deploys,
+	// 240 checks and 240 undos.
+	require.Less(t, parent, 400, "the parent's history")
+	t.Logf("240 targets, 50 per run: parent %d events, %d children, the largest %d events", parent, len(children), largest)
+	fmt.Printf("FIGURE fleet_240_targets parent_events=%d children=%d largest_child_events=%d\n", parent, len(children), largest)
+	s.saveHistory(id, "fleet_in_children_rolled_back")
+}
+
+// childWorkflows lists the ids of the child workflows a run started.
+func (s *stack) childWorkflows(workflowID string) []string {
+	s.t.Helper()
+	it := s.temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
+	var ids []string
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(s.t, err)
+		if ev.EventType == enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED {
+			ids = append(ids, ev.GetStartChildWorkflowExecutionInitiatedEventAttributes().WorkflowId)
+		}
+	}
+	return ids
+}
