@@ -301,11 +301,21 @@ func (h *Handler) reconcile(c *gin.Context, d *models.Deployment) (*models.Deplo
 
 func (h *Handler) listDeployments(c *gin.Context) {
 	listHandler(h, func(c *gin.Context, o store.ListOptions) (store.Page[models.Deployment], error) {
+		// A page carries no plans (a plan grows with the fleet), unless
+		// asked for with include=plan; GET /deployments/{id} has it.
+		switch include := o.Filters["include"]; include {
+		case "":
+			o.Omit = []string{"plan"}
+		case "plan":
+		default:
+			return store.Page[models.Deployment]{}, badRequest(fmt.Sprintf("include %q: the only value is plan", include))
+		}
+		delete(o.Filters, "include")
 		if err := h.resolveApplicationFilter(c, o); err != nil {
 			return store.Page[models.Deployment]{}, err
 		}
 		return h.store.ListDeployments(c, o)
-	}, "application_id", "environment_id", "release_id", "status", "requested_by")(c)
+	}, "application_id", "environment_id", "release_id", "status", "requested_by", "include")(c)
 }
 
 // EventsPage is one page of a deployment's timeline.

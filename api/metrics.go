@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -66,18 +67,42 @@ func (m *metrics) handler() gin.HandlerFunc {
 	return func(c *gin.Context) { h.ServeHTTP(c.Writer, c.Request) }
 }
 
-// deploymentsCollector reports how many deployments are in each status,
-// read from the database at each scrape.
-type deploymentsCollector struct{ store *store.Store }
+// deploymentsCollector reports how many deployments are in each status.
+// Counting is a scan of the table (tens of ms at 100,000 rows), so a
+// scrape answers from the last count, and starts a new one in the
+// background when that is older than countsMaxAge; only the first scrape
+// waits for a count.
+type deploymentsCollector struct {
+	store *store.Store
+
+	mu       sync.Mutex
+	counts   map[models.Status]int
+	countErr error
+	at       time.Time
+	counting bool
+}
+
+// countsMaxAge is how old the deployment counts of a scrape may be.
+const countsMaxAge = 15 * time.Second
 
 var deploymentsDesc = prometheus.NewDesc("transit_deployments", "Deployments by status.", []string{"status"}, nil)
 
 func (d *deploymentsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- deploymentsDesc }
 
 func (d *deploymentsCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	counts, err := d.store.CountDeploymentsByStatus(ctx)
+	d.mu.Lock()
+	first := d.at.IsZero() && d.countErr == nil
+	if !first && !d.counting && time.Since(d.at) > countsMaxAge {
+		d.counting = true
+		go d.count()
+	}
+	d.mu.Unlock()
+	if first {
+		d.count()
+	}
+	d.mu.Lock()
+	counts, err := d.counts, d.countErr
+	d.mu.Unlock()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(deploymentsDesc, err)
 		return
@@ -85,6 +110,23 @@ func (d *deploymentsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range allStatuses {
 		ch <- prometheus.MustNewConstMetric(deploymentsDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
 	}
+}
+
+// count reads the counts from the database.
+func (d *deploymentsCollector) count() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := d.store.CountDeploymentsByStatus(ctx)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.counting = false
+	if err != nil {
+		// Keep the last good counts, if any; report the error until a
+		// count succeeds.
+		d.countErr = err
+		return
+	}
+	d.counts, d.countErr, d.at = counts, nil, time.Now()
 }
 
 var allStatuses = []models.Status{models.StatusPlanning, models.StatusQueued, models.StatusAwaitingApproval, models.StatusScheduled,

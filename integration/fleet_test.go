@@ -69,6 +69,19 @@ func TestFleetSpreadsOverBoundedRuns(t *testing.T) {
 	t.Logf("240 targets, 50 per run: parent %d events, %d children, the largest %d events", parent, len(children), largest)
 	fmt.Printf("FIGURE fleet_240_targets parent_events=%d children=%d largest_child_events=%d\n", parent, len(children), largest)
 	s.saveHistory(id, "fleet_in_children_rolled_back")
+
+	// A page of deployments leaves their plans out: a 240-target plan is
+	// tens of KB, and GET /deployments/{id} has it.
+	page := s.must(200, "GET", "/api/v1/deployments?environment_id="+c.env, nil)
+	require.Equal(t, 2, strings.Count(page.Raw, `"workflow_id"`), page.Raw)
+	require.NotContains(t, page.Raw, `"plan"`)
+	require.NotContains(t, page.Raw, "node-001")
+	withPlans := s.must(200, "GET", "/api/v1/deployments?include=plan&environment_id="+c.env, nil)
+	require.Contains(t, withPlans.Raw, `"plan":{`)
+	require.Greater(t, len(withPlans.Raw), 20*len(page.Raw))
+	r := s.call("GET", "/api/v1/deployments?include=everything", s.admin, nil)
+	require.Equal(t, 400, r.Status, r.Raw)
+	require.Contains(t, r.Raw, `include \"everything\": the only value is plan`)
 }
 
 // childWorkflows lists the ids of the child workflows a run started.

@@ -123,7 +123,7 @@ type Deployment struct {
 	ReleaseID      string               `json:"release_id"`
 	ReleaseVersion string               `json:"release_version"`
 	Scenario       string               `json:"scenario"`
-	Strategy       JSONValue[*Strategy] `json:"strategy,omitempty"`
+	Strategy       JSONValue[*Strategy] `json:"strategy,omitzero"`
 	NotBefore      *time.Time           `json:"not_before,omitempty"`
 	RetainData     bool                 `json:"retain_data"`
 	Reason         string               `json:"reason"`
@@ -131,7 +131,7 @@ type Deployment struct {
 	Status         Status               `json:"status"`
 	WaveIndex      int                  `json:"wave_index"`
 	WaveCount      int                  `json:"wave_count"`
-	Plan           JSONValue[*Plan]     `json:"plan,omitempty"`
+	Plan           JSONValue[*Plan]     `json:"plan,omitzero"`
 	Outcome        string               `json:"outcome"`
 	WorkflowID     string               `json:"workflow_id"`
 	PONRAt         *time.Time           `json:"point_of_no_return_at,omitempty" gorm:"column:ponr_at"`

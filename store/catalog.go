@@ -23,6 +23,8 @@ type ListOptions struct {
 	Limit   int
 	After   string
 	Filters map[string]string
+	// Omit leaves these columns out of the items (a deployment's plan).
+	Omit []string
 }
 
 // Limits of a page.
@@ -87,6 +89,9 @@ func list[T any](ctx context.Context, db *gorm.DB, k kind, opt ListOptions, curs
 	}
 	if opt.After != "" {
 		q = q.Where("id > ?", opt.After)
+	}
+	if len(opt.Omit) > 0 {
+		q = q.Omit(opt.Omit...)
 	}
 	var items []T
 	if err := q.Order("id").Limit(limit + 1).Find(&items).Error; err != nil {

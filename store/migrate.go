@@ -228,6 +228,19 @@ var migrations = []migration{
 			`CREATE INDEX audit_events_actor ON audit_events (actor, seq)`,
 		},
 	},
+	{
+		Version: 7,
+		Name:    "deployment list filters",
+		Both: []string{
+			// GET /deployments?<filter>=…: a page is a range of one index,
+			// in id order, however many rows there are.
+			`CREATE INDEX deployments_by_application ON deployments (application_id, id)`,
+			`CREATE INDEX deployments_by_environment ON deployments (environment_id, id)`,
+			`CREATE INDEX deployments_by_release ON deployments (release_id, id)`,
+			`CREATE INDEX deployments_by_status ON deployments (status, id)`,
+			`CREATE INDEX deployments_by_requester ON deployments (requested_by, id)`,
+		},
+	},
 }
 
 // LatestVersion is the schema version this build migrates to.
