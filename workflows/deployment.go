@@ -135,6 +135,9 @@ type deployment struct {
 	ignoredCount int
 	// waveIdx maps a target to its wave (see waveOf).
 	waveIdx map[string]int
+	// answered is the timer that what an Update caused waits for (see
+	// answerFirst).
+	answered workflow.Future
 }
 
 func newDeployment(ctx workflow.Context, in models.DeploymentInput) *deployment {
@@ -168,7 +171,9 @@ func (d *deployment) setup(ctx workflow.Context) error {
 	for _, name := range models.ControlNames {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
 			func(ctx workflow.Context, c models.ControlInput) (models.ControlResult, error) {
-				return d.control(name, c, d.requestVia(ctx, name, c.By, nil, c.Reason, c.Proof)), nil
+				via := d.requestVia(ctx, name, c.By, nil, c.Reason, c.Proof)
+				d.answerFirst()
+				return d.control(name, c, via), nil
 			},
 			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, c models.ControlInput) error {
 				return d.checkControl(name, c)

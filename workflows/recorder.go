@@ -42,6 +42,7 @@ func (d *deployment) record(in activities.RecordInput) {
 func (d *deployment) drainRecords(ctx workflow.Context) {
 	defer func() { d.rec.running = false }()
 	for len(d.rec.queue) > 0 {
+		d.afterAnswer(ctx)
 		n := min(len(d.rec.queue), recordBatch)
 		batch := d.rec.queue[:n:n]
 		d.rec.queue = d.rec.queue[n:]

@@ -35,6 +35,9 @@ func (d *deployment) await(cond func() bool) {
 			continue
 		}
 		if cond() {
+			// What the condition lets happen next starts after the answer
+			// to an Update, if one is being answered.
+			d.afterAnswer(d.safe)
 			return
 		}
 	}
