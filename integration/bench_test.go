@@ -2,106 +2,447 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/transit-hq/transit/models"
+	"github.com/transit-hq/transit/store"
 )
 
-// bareWorkflow is the baseline: a workflow that runs one activity.
-func bareWorkflow(ctx workflow.Context) error {
+// The goals of "Fleet scale and speed", each measured against bare
+// Temporal (or the bare query) on the same dev server and Postgres, in one
+// run: `make bench` (BENCH_QUICK=1 for smaller counts). Each prints
+//
+//	FIGURE <name> transit=<value> baseline=<value> ratio=<value> goal=<goal> <ok|miss>
+
+// benchCounts are how much each figure runs.
+type benchCounts struct {
+	throughput, posts, waiting, fleet, rows int
+}
+
+func counts() benchCounts {
+	if os.Getenv("BENCH_QUICK") == "1" {
+		return benchCounts{throughput: 40, posts: 100, waiting: 100, fleet: 1000, rows: 20000}
+	}
+	return benchCounts{throughput: 100, posts: 200, waiting: 500, fleet: 10000, rows: 100000}
+}
+
+// benchConcurrency is how many requests or workflows go at once.
+const benchConcurrency = 20
+
+// bareActivities is the throughput baseline: a workflow that runs n no-op
+// activities, as many as a deployment schedules.
+func bareActivities(ctx workflow.Context, n int) error {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
-	return workflow.ExecuteActivity(ctx, "noop").Get(ctx, nil)
+	for i := 0; i < n; i++ {
+		if err := workflow.ExecuteActivity(ctx, "noop").Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bareWaiting is the baseline of a deployment awaiting approval: a workflow
+// blocked on a signal, with an Update that answers at once.
+func bareWaiting(ctx workflow.Context) error {
+	if err := workflow.SetUpdateHandler(ctx, "approve", func(ctx workflow.Context, who string) (string, error) {
+		return who, nil
+	}); err != nil {
+		return err
+	}
+	workflow.GetSignalChannel(ctx, "done").Receive(ctx, nil)
+	return nil
 }
 
 func noop(context.Context) error { return nil }
 
-// BenchmarkDeploymentVersusBareWorkflow runs `concurrency` whole deployments
-// (plan, auto-approval, one wave of one simulated target, a check, PONR and
-// ELS of a few ms, every step recorded in Postgres) through the real API,
-// and as many bare one-activity workflows on the same dev server, and
-// reports both rates and their ratio. Run it with `make bench`.
-func BenchmarkDeploymentVersusBareWorkflow(b *testing.B) {
-	const concurrency = 20
+type figureLine struct {
+	name                     string
+	transit, baseline, ratio float64
+	unit, goal               string
+	ok                       bool
+	note                     string
+}
+
+func (f figureLine) print() {
+	verdict := "miss"
+	if f.ok {
+		verdict = "ok"
+	}
+	line := fmt.Sprintf("FIGURE %s transit=%.4g%s baseline=%.4g%s ratio=%.2f goal=%s %s", f.name, f.transit, f.unit, f.baseline, f.unit,
+		f.ratio, f.goal, verdict)
+	if f.note != "" {
+		line += " (" + f.note + ")"
+	}
+	fmt.Println(line)
+}
+
+// p99 of durations, in milliseconds.
+func p99(ds []time.Duration) float64 { return percentile(ds, 0.99) }
+
+func percentile(ds []time.Duration, q float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * q)
+	return float64(s[i].Microseconds()) / 1000
+}
+
+// timed runs fn n times, benchConcurrency at once, and returns each run's
+// duration and the whole span.
+func timed(n int, fn func(i int)) ([]time.Duration, time.Duration) {
+	out := make([]time.Duration, n)
+	sem := make(chan struct{}, benchConcurrency)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			t0 := time.Now()
+			fn(i)
+			out[i] = time.Since(t0)
+		}(i)
+	}
+	wg.Wait()
+	return out, time.Since(start)
+}
+
+// BenchmarkGoals measures every goal; run it with `make bench`.
+func BenchmarkGoals(b *testing.B) {
+	n := counts()
 	s := newStack(b, stackOptions{})
 	ctx := context.Background()
-
 	bw := sdkworker.New(s.temporal, s.taskQueue+"-bare", sdkworker.Options{})
-	bw.RegisterWorkflow(bareWorkflow)
+	bw.RegisterWorkflow(bareActivities)
+	bw.RegisterWorkflow(bareWaiting)
 	bw.RegisterActivityWithOptions(noop, activity.RegisterOptions{Name: "noop"})
 	require.NoError(b, bw.Start())
 	defer bw.Stop()
+	bare := func(id string) client.StartWorkflowOptions {
+		return client.StartWorkflowOptions{ID: id, TaskQueue: s.taskQueue + "-bare"}
+	}
 
-	policy := models.Policy{PointOfNoReturn: models.Duration(time.Millisecond), EarlyLifeSupport: models.Duration(time.Millisecond),
-		ValidationChecks: []models.CheckSpec{{Name: "smoke", Type: models.CheckSimulated, Tries: 1}}}
 	app := s.must(201, "POST", "/api/v1/applications", map[string]any{"name": "bench", "owner_team": "perf"}).str("id")
 	rel := s.must(201, "POST", "/api/v1/releases", map[string]any{"application_id": app, "version": "1.0.0",
 		"artifacts": []map[string]string{{"name": "bench", "version": "1"}}}).str("id")
-	var envs []string
-	for i := 0; i < concurrency*b.N; i++ {
-		env := s.must(201, "POST", "/api/v1/environments", map[string]any{"application_id": app, "name": fmt.Sprintf("env-%d", i), "policy": policy}).str("id")
-		s.must(201, "POST", "/api/v1/targets", map[string]any{"environment_id": env, "name": "t", "driver": "simulated", "config": map[string]any{}})
-		envs = append(envs, env)
+	// envs makes k environments of one policy, each with targets targets
+	// (one deployment per environment, so that no lane serialises them).
+	envSeq := 0
+	envs := func(k, targets int, policy models.Policy) []string {
+		out := make([]string, k)
+		timed(k, func(i int) {
+			out[i] = s.must(201, "POST", "/api/v1/environments", map[string]any{"application_id": app,
+				"name": fmt.Sprintf("env-%d-%d", envSeq, i), "policy": policy}).str("id")
+			for t := 0; t < targets; t++ {
+				s.must(201, "POST", "/api/v1/targets", map[string]any{"environment_id": out[i], "name": fmt.Sprintf("t%d", t),
+					"driver": "simulated", "config": map[string]any{}})
+			}
+		})
+		envSeq++
+		return out
 	}
+	deploy := func(env string) (string, time.Duration) {
+		t0 := time.Now()
+		r := s.call("POST", "/api/v1/deployments", s.admin, map[string]any{"release": rel, "environment": env})
+		took := time.Since(t0)
+		if r.Status != 201 {
+			b.Errorf("deploy: %d %s", r.Status, r.Raw)
+			return "", took
+		}
+		return r.str("deployment", "id"), took
+	}
+	quick := models.Policy{PointOfNoReturn: models.Duration(time.Millisecond), EarlyLifeSupport: models.Duration(time.Millisecond),
+		ValidationChecks: []models.CheckSpec{{Name: "smoke", Type: models.CheckSimulated, Tries: 1, Config: json.RawMessage(`{}`)}}}
+	approval := quick
+	approval.ApprovalsRequired, approval.ApproverGroups, approval.SelfApprovalAllowed = 1, []string{models.GroupAdmin}, true
 
-	b.ResetTimer()
-	bareStart := time.Now()
-	var wg sync.WaitGroup
-	for i := 0; i < concurrency*b.N; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bare-%d-%d", time.Now().UnixNano(), i),
-				TaskQueue: s.taskQueue + "-bare"}, bareWorkflow)
+	// ---- throughput: whole deployments (3 targets), 20 at a time.
+	{
+		targetEnvs := envs(n.throughput, 3, quick)
+		ids := make([]string, len(targetEnvs))
+		_, span := timed(len(targetEnvs), func(i int) {
+			ids[i], _ = deploy(targetEnvs[i])
+			var res models.DeploymentResult
+			if err := s.temporal.GetWorkflow(ctx, models.WorkflowIDFor(ids[i]), "").Get(ctx, &res); err != nil || res.Status != models.StatusCompleted {
+				b.Errorf("deployment %s: %v %+v", ids[i], err, res)
+			}
+		})
+		transit := float64(len(ids)) / span.Seconds()
+		acts := s.countEvents(models.WorkflowIDFor(ids[0]), enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+		_, bareSpan := timed(len(ids), func(i int) {
+			run, err := s.temporal.ExecuteWorkflow(ctx, bare(fmt.Sprintf("bare-acts-%d", i)), bareActivities, acts)
 			if err == nil {
 				err = run.Get(ctx, nil)
 			}
 			if err != nil {
 				b.Error(err)
 			}
-		}(i)
+		})
+		baseline := float64(len(ids)) / bareSpan.Seconds()
+		figureLine{name: "throughput", transit: transit, baseline: baseline, ratio: transit / baseline, unit: "/s", goal: ">=0.9",
+			ok: transit/baseline >= 0.9, note: fmt.Sprintf("%d deployments of 3 targets vs bare workflows of %d activities, %d at a time",
+				len(ids), acts, benchConcurrency)}.print()
 	}
-	wg.Wait()
-	bare := time.Since(bareStart)
 
-	depStart := time.Now()
-	ids := make([]string, len(envs))
-	for i, env := range envs {
-		wg.Add(1)
-		go func(i int, env string) {
-			defer wg.Done()
-			r := s.call("POST", "/api/v1/deployments", s.admin, map[string]any{"release": rel, "environment": env})
-			if r.Status != 201 {
-				b.Errorf("deploy: %d %s", r.Status, r.Raw)
-				return
+	// ---- POST /deployments and the approval round trip.
+	{
+		waitEnvs := envs(n.posts, 1, approval)
+		ids := make([]string, len(waitEnvs))
+		posts, _ := timed(len(waitEnvs), func(i int) { ids[i], _ = deploy(waitEnvs[i]) })
+		starts, _ := timed(len(waitEnvs), func(i int) {
+			if _, err := s.temporal.ExecuteWorkflow(ctx, bare(fmt.Sprintf("bare-wait-%d", i)), bareWaiting); err != nil {
+				b.Error(err)
 			}
-			ids[i] = r.str("deployment", "id")
-			run := s.temporal.GetWorkflow(ctx, models.WorkflowIDFor(ids[i]), "")
-			var res models.DeploymentResult
-			if err := run.Get(ctx, &res); err != nil || res.Status != models.StatusCompleted {
-				b.Errorf("deployment %s: %v %+v", ids[i], err, res)
+		})
+		figureLine{name: "post_p99", transit: p99(posts), baseline: p99(starts), ratio: p99(posts) / p99(starts), unit: "ms", goal: "<=1.5",
+			ok: p99(posts)/p99(starts) <= 1.5, note: fmt.Sprintf("%d POST /deployments vs ExecuteWorkflow, %d at a time; p50 %.1f vs %.1f ms",
+				len(ids), benchConcurrency, percentile(posts, 0.5), percentile(starts, 0.5))}.print()
+
+		for _, id := range ids {
+			s.waitStatus(id, 2*time.Minute, models.StatusAwaitingApproval)
+		}
+		votes, _ := timed(len(ids), func(i int) {
+			r := s.call("POST", "/api/v1/deployments/"+ids[i]+"/approvals", s.admin, map[string]any{"decision": "approve"})
+			if r.Status != 200 {
+				b.Errorf("approve %s: %d %s", ids[i], r.Status, r.Raw)
 			}
-		}(i, env)
+		})
+		updates, _ := timed(len(ids), func(i int) {
+			h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: fmt.Sprintf("bare-wait-%d", i),
+				UpdateName: "approve", Args: []any{"admin"}, WaitForStage: client.WorkflowUpdateStageCompleted})
+			if err == nil {
+				err = h.Get(ctx, nil)
+			}
+			if err != nil {
+				b.Error(err)
+			}
+		})
+		figureLine{name: "approval_p99", transit: p99(votes), baseline: p99(updates), ratio: p99(votes) / p99(updates), unit: "ms", goal: "<=1.5",
+			ok: p99(votes)/p99(updates) <= 1.5, note: fmt.Sprintf("%d POST approvals vs UpdateWorkflow (completed); p50 %.1f vs %.1f ms",
+				len(ids), percentile(votes, 0.5), percentile(updates, 0.5))}.print()
+		for i := range ids {
+			_ = s.temporal.SignalWorkflow(ctx, fmt.Sprintf("bare-wait-%d", i), "", "done", nil)
+		}
+		// Let them end, so that the memory below is only the waiting ones'.
+		for _, id := range ids {
+			_ = s.temporal.GetWorkflow(ctx, models.WorkflowIDFor(id), "").Get(ctx, nil)
+		}
 	}
-	wg.Wait()
-	deployments := time.Since(depStart)
-	b.StopTimer()
 
-	n := float64(concurrency * b.N)
-	events := s.historyLength(models.WorkflowIDFor(ids[0]))
-	b.ReportMetric(n/bare.Seconds(), "bare_workflows/s")
-	b.ReportMetric(n/deployments.Seconds(), "deployments/s")
-	b.ReportMetric(deployments.Seconds()/bare.Seconds(), "ratio_deployment_to_bare")
-	b.ReportMetric(float64(events), "history_events/deployment")
-	fmt.Printf("FIGURE bench: %d bare workflows in %s (%.1f/s); %d deployments in %s (%.1f/s); a deployment costs %.1fx a bare workflow; %d history events each\n",
-		int(n), bare.Round(time.Millisecond), n/bare.Seconds(), int(n), deployments.Round(time.Millisecond), n/deployments.Seconds(),
-		deployments.Seconds()/bare.Seconds(), events)
+	// ---- memory per deployment awaiting approval, in this process's
+	// workers (the API's garbage is collected before each reading).
+	{
+		waitEnvs := envs(n.waiting, 1, approval)
+		heap0, g0 := heapAndGoroutines()
+		ids := make([]string, len(waitEnvs))
+		timed(len(waitEnvs), func(i int) { ids[i], _ = deploy(waitEnvs[i]) })
+		for _, id := range ids {
+			s.waitStatus(id, 2*time.Minute, models.StatusAwaitingApproval)
+		}
+		heap1, g1 := heapAndGoroutines()
+		timed(len(ids), func(i int) {
+			if _, err := s.temporal.ExecuteWorkflow(ctx, bare(fmt.Sprintf("bare-mem-%d", i)), bareWaiting); err != nil {
+				b.Error(err)
+			}
+		})
+		for i := range ids {
+			s.awaitFirstTask(fmt.Sprintf("bare-mem-%d", i))
+		}
+		heap2, g2 := heapAndGoroutines()
+		per := float64(heap1-heap0) / float64(len(ids)) / 1024
+		bareper := float64(heap2-heap1) / float64(len(ids)) / 1024
+		figureLine{name: "memory_per_waiting", transit: per, baseline: bareper, ratio: per / bareper, unit: "KiB", goal: "<=1.5",
+			ok: per/bareper <= 1.5, note: fmt.Sprintf("%d waiting of each; goroutines each: %.2f vs %.2f", len(ids),
+				float64(g1-g0)/float64(len(ids)), float64(g2-g1)/float64(len(ids)))}.print()
+		for i := range ids {
+			_ = s.temporal.SignalWorkflow(ctx, fmt.Sprintf("bare-mem-%d", i), "", "done", nil)
+			_ = s.temporal.CancelWorkflow(ctx, models.WorkflowIDFor(ids[i]), "")
+		}
+	}
+
+	// ---- lists and metrics with many rows.
+	{
+		listEnv := envs(1, 1, quick)[0]
+		plan := models.Plan{Application: "bench", Environment: "list", ReleaseVersion: "1.0.0"}
+		var wave []models.PlanTarget
+		for i := 0; i < 10; i++ {
+			wave = append(wave, models.PlanTarget{ID: fmt.Sprintf("tgt_%026d", i), Name: fmt.Sprintf("node-%03d", i), Driver: "simulated", CurrentVersion: "0.9.0"})
+		}
+		plan.Waves = [][]models.PlanTarget{wave}
+		planJSON, err := json.Marshal(plan)
+		require.NoError(b, err)
+		start := time.Now()
+		require.NoError(b, s.store.DB().Exec(`INSERT INTO deployments (id, application_id, environment_id, release_id, release_version,
+			requested_by, status, workflow_id, plan, created_at, updated_at)
+			SELECT 'dep_bench_' || lpad(g::text, 8, '0'), ?, ?, ?, '1.0.0', 'bench', (ARRAY['completed','failed','rolled_back'])[1 + g % 3],
+				'deployment-bench-' || g, ?::jsonb, now(), now()
+			FROM generate_series(1, ?) AS g`, app, listEnv, rel, string(planJSON), n.rows).Error)
+		require.NoError(b, s.store.DB().Exec(`ANALYZE deployments`).Error)
+		b.Logf("%d deployment rows inserted in %s", n.rows, time.Since(start).Round(time.Millisecond))
+
+		var api, direct []time.Duration
+		largest := 0
+		for round := 0; round < 20; round++ {
+			query := fmt.Sprintf("/api/v1/deployments?limit=50&environment_id=%s&status=completed", listEnv)
+			opt := map[string]string{"environment_id": listEnv, "status": "completed"}
+			cursor := ""
+			for page := 0; page < 10; page++ {
+				took, body := s.timedGet(query + "&cursor=" + cursor)
+				api = append(api, took)
+				largest = max(largest, len(body))
+				t0 := time.Now()
+				_, err := s.store.ListDeployments(ctx, store.ListOptions{Limit: 50, After: cursor, Filters: opt, Omit: []string{"plan"}})
+				direct = append(direct, time.Since(t0))
+				require.NoError(b, err)
+				var page struct {
+					NextCursor string `json:"next_cursor"`
+				}
+				require.NoError(b, json.Unmarshal(body, &page))
+				cursor = page.NextCursor
+			}
+		}
+		figureLine{name: "list_p99_100k", transit: p99(api), baseline: p99(direct), ratio: p99(api) / p99(direct), unit: "ms", goal: "<20ms,<200KB",
+			ok: p99(api) < 20 && largest < 200*1024, note: fmt.Sprintf("%d rows; 200 pages of 50, filtered, 10 deep; the baseline is the store's own query; largest page %d KB",
+				n.rows, largest/1024)}.print()
+
+		s.timedGet("/metrics") // the first scrape counts
+		time.Sleep(time.Second)
+		var scrapes, health []time.Duration
+		for i := 0; i < 100; i++ {
+			took, _ := s.timedGet("/metrics")
+			scrapes = append(scrapes, took)
+			took, _ = s.timedGet("/healthz")
+			health = append(health, took)
+		}
+		figureLine{name: "metrics_100k", transit: p99(scrapes), baseline: p99(health), ratio: p99(scrapes) / p99(health), unit: "ms", goal: "<5ms",
+			ok: p99(scrapes) < 5, note: fmt.Sprintf("%d rows; 100 scrapes; the baseline is GET /healthz", n.rows)}.print()
+	}
+
+	// ---- one deployment of a large fleet.
+	{
+		env := envs(1, 0, models.Policy{PointOfNoReturn: models.Duration(time.Millisecond), EarlyLifeSupport: models.Duration(time.Millisecond),
+			Strategy: models.Strategy{Kind: models.StrategyRolling, Batch: 1000, MaxParallel: 100}})[0]
+		require.NoError(b, s.store.DB().Exec(`INSERT INTO targets (id, environment_id, name, driver, config, created_by, created_at, updated_at)
+			SELECT 'tgt_bench_' || lpad(g::text, 6, '0'), ?, 'node-' || lpad(g::text, 6, '0'), 'simulated', '{}', 'bench', now(), now()
+			FROM generate_series(1, ?) AS g`, env, n.fleet).Error)
+		t0 := time.Now()
+		id, _ := deploy(env)
+		d := s.waitStatus(id, 15*time.Minute, models.StatusCompleted, models.StatusFailed, models.StatusRolledBack, models.StatusRejected,
+			models.StatusCompletedWithIssues)
+		took := time.Since(t0)
+		wf := models.WorkflowIDFor(id)
+		events, size := s.historySize(wf)
+		largestEvents, largestSize := events, size
+		for _, child := range s.childWorkflows(wf) {
+			e, sz := s.historySize(child)
+			largestEvents, largestSize = max(largestEvents, e), max(largestSize, sz)
+		}
+		status := d.str("deployment", "status")
+		mb := float64(largestSize) / (1 << 20)
+		ok := status == string(models.StatusCompleted) && largestEvents < 10240 && mb < 10
+		note := fmt.Sprintf("%d targets: %s in %s; the largest history %d events, %.2f MB; the deployment's own %d events, %.2f MB",
+			n.fleet, status, took.Round(time.Second), largestEvents, mb, events, float64(size)/(1<<20))
+		if !ok {
+			note += "; outcome: " + models.Cut(d.str("deployment", "outcome"), 300)
+		}
+		figureLine{name: "history_10k_targets", transit: float64(largestEvents), baseline: 10240, ratio: float64(largestEvents) / 10240,
+			unit: "", goal: "<10240events,<10MB,completes", ok: ok, note: note}.print()
+	}
+	b.ReportMetric(1, "runs")
+	fmt.Printf("FIGURE load_average %s\n", strings.TrimSpace(loadAverage()))
+}
+
+// timedGet sends a GET as admin and returns how long the answer took,
+// read whole, and its body; anything but 200 fails.
+func (s *stack) timedGet(path string) (time.Duration, []byte) {
+	s.t.Helper()
+	req, err := http.NewRequest("GET", s.baseURL+path, nil)
+	require.NoError(s.t, err)
+	req.Header.Set("Authorization", "Bearer "+s.admin)
+	t0 := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	took := time.Since(t0)
+	require.NoError(s.t, err)
+	require.Equal(s.t, 200, resp.StatusCode, "%s: %s", path, body)
+	return took, body
+}
+
+func heapAndGoroutines() (uint64, int) {
+	var m runtime.MemStats
+	for i := 0; i < 3; i++ {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc, runtime.NumGoroutine()
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return string(b)
+}
+
+// countEvents counts the events of one type in a workflow's history.
+func (s *stack) countEvents(workflowID string, typ enumspb.EventType) int {
+	s.t.Helper()
+	it := s.temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
+	n := 0
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(s.t, err)
+		if ev.EventType == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// historySize is a workflow's number of events and their size in bytes.
+func (s *stack) historySize(workflowID string) (int, int) {
+	s.t.Helper()
+	it := s.temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
+	var hist historypb.History
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(s.t, err)
+		hist.Events = append(hist.Events, ev)
+	}
+	return len(hist.Events), proto.Size(&hist)
+}
+
+// awaitFirstTask waits until a workflow has run its first task (it is then
+// in its worker's cache).
+func (s *stack) awaitFirstTask(workflowID string) {
+	s.t.Helper()
+	require.Eventually(s.t, func() bool {
+		return s.countEvents(workflowID, enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) > 0
+	}, time.Minute, 50*time.Millisecond)
 }
