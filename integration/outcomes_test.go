@@ -136,7 +136,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		s.must(200, "GET", "/api/v1/audit?limit=500", nil).Raw, s.logs.String())
 	var dump []string
 	require.NoError(t, s.store.DB().Raw(`SELECT message FROM deployment_events UNION ALL SELECT message FROM deployment_targets
-		UNION ALL SELECT outcome FROM deployments UNION ALL SELECT COALESCE(after, '') FROM audit_events`).Scan(&dump).Error)
+		UNION ALL SELECT outcome FROM deployments UNION ALL SELECT COALESCE(after, '') FROM audit_events UNION ALL SELECT COALESCE(after, '') FROM audit_pending`).Scan(&dump).Error)
 	places = append(places, strings.Join(dump, "\n"))
 	places = append(places, s.historyJSON(models.WorkflowIDFor(id)))
 	for i, text := range places {

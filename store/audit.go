@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -15,9 +16,13 @@ import (
 // write runs fn in a transaction with an auditor that appends to the audit
 // log in the same transaction.
 func (s *Store) write(ctx context.Context, actor Actor, fn func(tx *gorm.DB, au *auditor) error) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		return fn(tx, &auditor{s: s, actor: actor})
 	})
+	if err == nil {
+		s.sealSoon()
+	}
+	return err
 }
 
 type auditor struct {
@@ -56,10 +61,24 @@ func marshalOrNil(v any) (models.JSONText, error) {
 	return models.JSONText(b), nil
 }
 
-// appendAudit chains ev to the last event and inserts it. Appends are
-// serialised: on Postgres by a table lock held to the end of the
-// transaction, on SQLite by its single writer.
+// appendAudit writes ev. On Postgres it goes into audit_pending, in the
+// writer's own transaction and without any lock, so that writers never wait
+// for each other; the sealer (SealAudit) chains the committed events into
+// audit_events, in the order they committed. SQLite has a single writer,
+// so there ev is chained at once; so it is on a Postgres schema from before
+// audit_pending, under a table lock.
 func (s *Store) appendAudit(tx *gorm.DB, ev *models.AuditEvent) error {
+	if ev.Actor == "" {
+		ev.Actor = "system"
+	}
+	if s.pendingAudit {
+		p := auditPending{At: ev.At, Actor: ev.Actor, Action: ev.Action, ResourceType: ev.ResourceType, ResourceID: ev.ResourceID,
+			Before: ev.Before, After: ev.After, RequestID: ev.RequestID}
+		if err := tx.Create(&p).Error; err != nil {
+			return fmt.Errorf("append audit event: %w", err)
+		}
+		return nil
+	}
 	if s.dialect == DialectPostgres {
 		if err := tx.Exec(`LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE`).Error; err != nil {
 			return fmt.Errorf("lock audit log: %w", err)
@@ -75,14 +94,121 @@ func (s *Store) appendAudit(tx *gorm.DB, ev *models.AuditEvent) error {
 	default:
 		ev.Seq, ev.PrevHash = last.Seq+1, last.Hash
 	}
-	if ev.Actor == "" {
-		ev.Actor = "system"
-	}
 	ev.Hash = ev.ComputeHash()
 	if err := tx.Create(ev).Error; err != nil {
 		return fmt.Errorf("append audit event: %w", err)
 	}
 	return nil
+}
+
+// auditPending is an audit event written but not chained yet.
+type auditPending struct {
+	ID           int64 `gorm:"primaryKey"`
+	At           time.Time
+	Actor        string
+	Action       string
+	ResourceType string
+	ResourceID   string
+	Before       models.JSONText
+	After        models.JSONText
+	RequestID    string
+}
+
+func (auditPending) TableName() string { return "audit_pending" }
+
+// sealBatch bounds the events one seal transaction chains.
+const sealBatch = 2000
+
+// sealLock is the advisory lock that makes one sealer run at a time.
+const sealLock = 727369
+
+// sealer runs sealAudit in the background after writes: at most one at a
+// time per Store, and again if writes came while it ran.
+type sealer struct {
+	mu      sync.Mutex
+	running bool
+	again   bool
+}
+
+// sealSoon chains what was written, in the background.
+func (s *Store) sealSoon() {
+	if !s.pendingAudit {
+		return
+	}
+	s.seal.mu.Lock()
+	if s.seal.running {
+		s.seal.again = true
+		s.seal.mu.Unlock()
+		return
+	}
+	s.seal.running = true
+	s.seal.mu.Unlock()
+	go func() {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := s.SealAudit(ctx); err != nil && s.log != nil {
+				// The events are kept; the next write or read seals them.
+				s.log.Warn("seal the audit log", "err", err)
+			}
+			cancel()
+			s.seal.mu.Lock()
+			if !s.seal.again {
+				s.seal.running = false
+				s.seal.mu.Unlock()
+				return
+			}
+			s.seal.again = false
+			s.seal.mu.Unlock()
+		}
+	}()
+}
+
+// SealAudit chains every committed pending event into audit_events, in the
+// order they committed (their ids, as this transaction sees them), under an
+// advisory lock so that sealers take turns. Reads of the audit log seal
+// first, so they see every event that was written.
+func (s *Store) SealAudit(ctx context.Context) error {
+	if !s.pendingAudit {
+		return nil
+	}
+	for {
+		var n int
+		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, sealLock).Error; err != nil {
+				return fmt.Errorf("lock the audit chain: %w", err)
+			}
+			var pending []auditPending
+			if err := tx.Order("id").Limit(sealBatch).Find(&pending).Error; err != nil {
+				return fmt.Errorf("read pending audit events: %w", err)
+			}
+			if n = len(pending); n == 0 {
+				return nil
+			}
+			var last models.AuditEvent
+			err := tx.Order("seq DESC").Limit(1).Take(&last).Error
+			if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+				return fmt.Errorf("read audit chain head: %w", err)
+			}
+			events := make([]models.AuditEvent, n)
+			ids := make([]int64, n)
+			for i, p := range pending {
+				ev := models.AuditEvent{Seq: last.Seq + 1, PrevHash: last.Hash, At: p.At.UTC(), Actor: p.Actor, Action: p.Action,
+					ResourceType: p.ResourceType, ResourceID: p.ResourceID, Before: p.Before, After: p.After, RequestID: p.RequestID}
+				ev.Hash = ev.ComputeHash()
+				events[i], ids[i], last = ev, p.ID, ev
+			}
+			if err := tx.CreateInBatches(events, 500).Error; err != nil {
+				return fmt.Errorf("chain audit events: %w", err)
+			}
+			return tx.Where("id IN ?", ids).Delete(&auditPending{}).Error
+		})
+		if err != nil {
+			return err
+		}
+		if n < sealBatch {
+			return nil
+		}
+	}
 }
 
 // AuditFilter selects audit events.
@@ -96,6 +222,9 @@ type AuditFilter struct {
 
 // ListAudit returns events in order, after the cursor seq.
 func (s *Store) ListAudit(ctx context.Context, f AuditFilter, after int64, limit int) ([]models.AuditEvent, error) {
+	if err := s.SealAudit(ctx); err != nil {
+		return nil, err
+	}
 	q := s.db.WithContext(ctx).Model(&models.AuditEvent{}).Where("seq > ?", after)
 	for _, w := range []struct{ col, val string }{
 		{"actor", f.Actor}, {"action", f.Action}, {"resource_type", f.ResourceType}, {"resource_id", f.ResourceID},
@@ -131,6 +260,9 @@ type ChainReport struct {
 // VerifyAudit recomputes the whole chain and names the first broken link.
 func (s *Store) VerifyAudit(ctx context.Context) (ChainReport, error) {
 	var rep ChainReport
+	if err := s.SealAudit(ctx); err != nil {
+		return rep, err
+	}
 	prevHash, prevSeq := "", int64(0)
 	const batch = 1000
 	for {

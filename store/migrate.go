@@ -241,7 +241,28 @@ var migrations = []migration{
 			`CREATE INDEX deployments_by_requester ON deployments (requested_by, id)`,
 		},
 	},
+	{
+		Version: auditPendingVersion,
+		Name:    "audit events pending their seal",
+		Both: []string{
+			// Written by each transaction without a lock; chained into
+			// audit_events, in commit order, by the sealer (store/audit.go).
+			`CREATE TABLE audit_pending (
+				id {{serial}},
+				at {{ts}} NOT NULL,
+				actor TEXT NOT NULL,
+				action TEXT NOT NULL,
+				resource_type TEXT NOT NULL,
+				resource_id TEXT NOT NULL,
+				before TEXT,
+				after TEXT,
+				request_id TEXT NOT NULL DEFAULT '')`,
+		},
+	},
 }
+
+// auditPendingVersion is the migration that made audit_pending.
+const auditPendingVersion = 8
 
 // LatestVersion is the schema version this build migrates to.
 func LatestVersion() int { return migrations[len(migrations)-1].Version }
@@ -297,6 +318,9 @@ func (s *Store) MigrateTo(ctx context.Context, version int) error {
 			return fmt.Errorf("migration %d (%s): %w", m.Version, m.Name, err)
 		}
 	}
+	// From the version that made audit_pending, audit events are sealed
+	// into the chain after they commit (see appendAudit).
+	s.pendingAudit = s.dialect == DialectPostgres && version >= auditPendingVersion
 	return nil
 }
 

@@ -30,6 +30,11 @@ const (
 type Store struct {
 	db      *gorm.DB
 	dialect string
+	log     *slog.Logger
+	seal    *sealer
+	// pendingAudit: audit events go to audit_pending, for the sealer
+	// (Postgres, once migrated to auditPendingVersion).
+	pendingAudit bool
 }
 
 // Actor is who performs a write, as the audit log records it.
@@ -99,7 +104,7 @@ func Connect(url string, log *slog.Logger) (*Store, error) {
 		sqlDB.SetMaxIdleConns(5)
 		sqlDB.SetConnMaxLifetime(30 * time.Minute)
 	}
-	return &Store{db: db, dialect: dialect}, nil
+	return &Store{db: db, dialect: dialect, log: log, seal: &sealer{}}, nil
 }
 
 // Dialect returns DialectPostgres or DialectSQLite.

@@ -270,7 +270,7 @@ func TestTokens(t *testing.T) {
 func TestConcurrentWritesKeepTheChain(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, testenv.PostgresURL(t))
-	const writers = 16
+	const writers = 50
 	errs := make(chan error, writers)
 	for i := 0; i < writers; i++ {
 		go func(i int) {
