@@ -34,6 +34,8 @@ const (
 	EnvVoteKey           = "TRANSIT_VOTE_KEY"
 	EnvStoreOutage       = "TRANSIT_STORE_OUTAGE_TIMEOUT"
 	EnvTargetsPerRun     = "TRANSIT_TARGETS_PER_RUN"
+	EnvWorkflowCache     = "TRANSIT_WORKFLOW_CACHE_SIZE"
+	EnvMaxActivities     = "TRANSIT_MAX_CONCURRENT_ACTIVITIES"
 )
 
 // Defaults.
@@ -44,6 +46,14 @@ const (
 	DefaultTaskQueue         = models.DefaultTaskQueue
 	DefaultHTTPAddr          = ":8080"
 	DefaultStoreOutage       = 10 * time.Minute
+	// DefaultWorkflowCache is how many deployments a worker keeps in memory
+	// between their workflow tasks (about 23 KiB each while one awaits
+	// approval, by make bench: 10,000 take about 230 MB). A deployment
+	// out of the cache is replayed from its history when it next wakes.
+	DefaultWorkflowCache = 10000
+	// DefaultMaxActivities bounds the activities a worker runs at once:
+	// target steps (a script is a process), checks and observations.
+	DefaultMaxActivities = 200
 )
 
 // Config is the whole of Transit's configuration.
@@ -64,6 +74,8 @@ type Config struct {
 	StoreOutage time.Duration
 	// TargetsPerRun bounds the targets one workflow run changes.
 	TargetsPerRun int
+	// WorkflowCache and MaxActivities size a worker (see their defaults).
+	WorkflowCache, MaxActivities int
 }
 
 // TLS configures the connection to Temporal. Enabled with no files uses the
@@ -138,6 +150,24 @@ func Load(getenv func(string) string) (Config, error) {
 			problems = append(problems, fmt.Sprintf("%s=%q must be a whole number from 10 to 5000", EnvTargetsPerRun, v))
 		}
 		c.TargetsPerRun = n
+	}
+	for _, n := range []struct {
+		env      string
+		into     *int
+		def, min int
+		max      int
+	}{
+		{EnvWorkflowCache, &c.WorkflowCache, DefaultWorkflowCache, 100, 1000000},
+		{EnvMaxActivities, &c.MaxActivities, DefaultMaxActivities, 1, 10000},
+	} {
+		*n.into = n.def
+		if v := get(n.env, ""); v != "" {
+			x, err := strconv.Atoi(v)
+			if err != nil || x < n.min || x > n.max {
+				problems = append(problems, fmt.Sprintf("%s=%q must be a whole number from %d to %d", n.env, v, n.min, n.max))
+			}
+			*n.into = x
+		}
 	}
 	if len(problems) > 0 {
 		return c, fmt.Errorf("configuration: %s", strings.Join(problems, "; "))

@@ -45,6 +45,8 @@ var knownEnv = []string{
 	config.EnvVoteKey,
 	config.EnvStoreOutage,
 	config.EnvTargetsPerRun,
+	config.EnvWorkflowCache,
+	config.EnvMaxActivities,
 }
 
 // searchAttributes are the Keyword search attributes Transit's workflows set.

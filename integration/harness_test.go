@@ -87,6 +87,9 @@ type stackOptions struct {
 	drivers *drivers.Registry
 	// targetsPerRun lowers the targets one workflow run changes.
 	targetsPerRun int
+	// serial keeps the test from running alongside others (it changes the
+	// process's environment).
+	serial bool
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -111,6 +114,12 @@ var queueSeq atomic.Int64
 
 func newStack(t testing.TB, opt stackOptions) *stack {
 	t.Helper()
+	// Each stack has its own database, task queue and worker on the shared
+	// dev server, so tests run side by side (go test -parallel, by default
+	// as many as there are cores): most of their time is waiting.
+	if pt, ok := t.(*testing.T); ok && !opt.serial {
+		pt.Parallel()
+	}
 	testenv.RequireTemporal(t)
 	var dbURL string
 	switch {

@@ -122,7 +122,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}))
 	t.Cleanup(hook.Close)
-	s := newStack(t, stackOptions{captureLogs: true})
+	s := newStack(t, stackOptions{captureLogs: true, serial: true})
 	c := s.seed("prod", 0, quickPolicy(), "", "1.0.0", "2.0.0")
 	s.must(201, "POST", "/api/v1/targets", map[string]any{"environment_id": c.env, "name": "hooked", "driver": "http",
 		"config": map[string]any{"url": hook.URL, "secret_headers": map[string]string{"X-Api-Key": "env:TRANSIT_TEST_WEBHOOK_SECRET"}}})

@@ -31,6 +31,11 @@ type Options struct {
 	Drivers *drivers.Registry
 	// MaxConcurrentActivities bounds the activities this worker runs at once (0: SDK default).
 	MaxConcurrentActivities int
+	// WorkflowCacheSize is how many workflows the process keeps in memory
+	// between their tasks (0: the SDK's default, 10,000). It is the
+	// process's, shared by its workers, and takes effect before the first
+	// worker starts.
+	WorkflowCacheSize int
 	// VoteKey is the key the API signs votes and controls with; the same
 	// as the API's. Without it, every vote has its subject looked up.
 	VoteKey []byte
@@ -62,6 +67,9 @@ func New(c client.Client, opt Options) sdkworker.Worker {
 	}
 	if opt.Clock == nil {
 		opt.Clock = activities.RealClock{}
+	}
+	if opt.WorkflowCacheSize > 0 {
+		sdkworker.SetStickyWorkflowCacheSize(opt.WorkflowCacheSize)
 	}
 	w := sdkworker.New(c, opt.TaskQueue, sdkworker.Options{
 		MaxConcurrentActivityExecutionSize: opt.MaxConcurrentActivities,

@@ -155,7 +155,8 @@ func currentUser() string {
 
 func workerOptions(cfg config.Config, st *store.Store, logger *slog.Logger) transitworker.Options {
 	return transitworker.Options{TaskQueue: cfg.TaskQueue, Store: st, Logger: logger, VoteKey: cfg.VoteKey,
-		StoreOutage: cfg.StoreOutage, TargetsPerRun: cfg.TargetsPerRun}
+		StoreOutage: cfg.StoreOutage, TargetsPerRun: cfg.TargetsPerRun,
+		WorkflowCacheSize: cfg.WorkflowCache, MaxConcurrentActivities: cfg.MaxActivities}
 }
 
 func apiOptions(cfg config.Config, st *store.Store, tc client.Client, logger *slog.Logger) api.Options {
