@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,7 +65,7 @@ func marshalOrNil(v any) (models.JSONText, error) {
 // appendAudit writes ev. On Postgres it goes into audit_pending, in the
 // writer's own transaction and without any lock, so that writers never wait
 // for each other; the sealer (SealAudit) chains the committed events into
-// audit_events, in the order they committed. SQLite has a single writer,
+// audit_events soon after. SQLite has a single writer,
 // so there ev is chained at once; so it is on a Postgres schema from before
 // audit_pending, under a table lock.
 func (s *Store) appendAudit(tx *gorm.DB, ev *models.AuditEvent) error {
@@ -128,6 +129,8 @@ type sealer struct {
 	mu      sync.Mutex
 	running bool
 	again   bool
+	closed  bool
+	done    sync.WaitGroup
 }
 
 // sealSoon chains what was written, in the background.
@@ -136,23 +139,29 @@ func (s *Store) sealSoon() {
 		return
 	}
 	s.seal.mu.Lock()
+	if s.seal.closed {
+		s.seal.mu.Unlock()
+		return
+	}
 	if s.seal.running {
 		s.seal.again = true
 		s.seal.mu.Unlock()
 		return
 	}
 	s.seal.running = true
+	s.seal.done.Add(1)
 	s.seal.mu.Unlock()
 	go func() {
+		defer s.seal.done.Done()
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			if err := s.SealAudit(ctx); err != nil && s.log != nil {
+			if err := s.SealAudit(ctx); err != nil {
 				// The events are kept; the next write or read seals them.
-				s.log.Warn("seal the audit log", "err", err)
+				s.logger().Warn("seal the audit log", "err", err)
 			}
 			cancel()
 			s.seal.mu.Lock()
-			if !s.seal.again {
+			if !s.seal.again || s.seal.closed {
 				s.seal.running = false
 				s.seal.mu.Unlock()
 				return
@@ -163,10 +172,12 @@ func (s *Store) sealSoon() {
 	}()
 }
 
-// SealAudit chains every committed pending event into audit_events, in the
-// order they committed (their ids, as this transaction sees them), under an
-// advisory lock so that sealers take turns. Reads of the audit log seal
-// first, so they see every event that was written.
+// SealAudit chains every committed pending event into audit_events, in id
+// order, under an advisory lock so that sealers take turns, and a lock on
+// audit_events against a process of an older version that appends to the
+// chain directly. Reads of the audit log seal first, so they see every
+// event that was written. It reads with READ COMMITTED, so that each
+// sealer sees what the one before it chained.
 func (s *Store) SealAudit(ctx context.Context) error {
 	if !s.pendingAudit {
 		return nil
@@ -176,6 +187,9 @@ func (s *Store) SealAudit(ctx context.Context) error {
 		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, sealLock).Error; err != nil {
 				return fmt.Errorf("lock the audit chain: %w", err)
+			}
+			if err := tx.Exec(`LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE`).Error; err != nil {
+				return fmt.Errorf("lock the audit log: %w", err)
 			}
 			var pending []auditPending
 			if err := tx.Order("id").Limit(sealBatch).Find(&pending).Error; err != nil {
@@ -201,7 +215,7 @@ func (s *Store) SealAudit(ctx context.Context) error {
 				return fmt.Errorf("chain audit events: %w", err)
 			}
 			return tx.Where("id IN ?", ids).Delete(&auditPending{}).Error
-		})
+		}, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 		if err != nil {
 			return err
 		}

@@ -122,8 +122,22 @@ func (s *Store) Ping(ctx context.Context) error {
 	return sqlDB.PingContext(ctx)
 }
 
+// logger is the store's logger, or the process's.
+func (s *Store) logger() *slog.Logger {
+	if s.log != nil {
+		return s.log
+	}
+	return slog.Default()
+}
+
 // Close releases the connections.
 func (s *Store) Close() error {
+	// No seal starts from now on; one under way ends first (what is still
+	// pending is sealed by the next process that writes or reads).
+	s.seal.mu.Lock()
+	s.seal.closed = true
+	s.seal.mu.Unlock()
+	s.seal.done.Wait()
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err
