@@ -146,8 +146,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if v := get(EnvTargetsPerRun, ""); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 10 || n > 5000 {
-			problems = append(problems, fmt.Sprintf("%s=%q must be a whole number from 10 to 5000", EnvTargetsPerRun, v))
+		if err != nil || n < models.MinTargetsPerRun || n > models.MaxTargetsPerRun {
+			problems = append(problems, fmt.Sprintf("%s=%q must be a whole number from %d to %d", EnvTargetsPerRun, v,
+				models.MinTargetsPerRun, models.MaxTargetsPerRun))
 		}
 		c.TargetsPerRun = n
 	}

@@ -2,13 +2,18 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	common "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/transit-hq/transit/models"
 )
@@ -97,4 +102,48 @@ func (s *stack) childWorkflows(workflowID string) []string {
 		}
 	}
 	return ids
+}
+
+// A reset to a point after the first child workflow ended: the new run
+// replays that child under its old name, starts its own children under
+// new names, and finishes.
+func TestResetAfterAChildWorkflowGoesOn(t *testing.T) {
+	s := newStack(t, stackOptions{targetsPerRun: 5})
+	flag := filepath.Join(t.TempDir(), "check")
+	require.NoError(t, os.WriteFile(flag, []byte("fail"), 0o644))
+	policy := quickPolicy()
+	policy.ValidationChecks = []models.CheckSpec{{Name: "gate", Type: models.CheckScript, Tries: 1,
+		Config: json.RawMessage(fmt.Sprintf(`{"command":"/bin/sh","args":["-c","test \"$(cat %s)\" = pass"]}`, flag))}}
+	c := s.seed("prod", 12, policy, "", "1.0.0")
+	id := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
+	d := s.waitStatus(id, time.Minute, models.StatusRolledBack, models.StatusCompleted, models.StatusFailed)
+	require.Equal(t, string(models.StatusRolledBack), d.str("deployment", "status"), d.str("deployment", "outcome"))
+
+	require.NoError(t, os.WriteFile(flag, []byte("pass"), 0o644))
+	wf := models.WorkflowIDFor(id)
+	before := s.childWorkflows(wf)
+	require.Len(t, before, 3+3+3, "deploys, checks and undos of 12 targets in parts of 5")
+	// The first workflow task completed after the first child ended.
+	afterChild := s.firstEvent(wf, enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED)
+	var resetAt int64
+	it := s.temporal.GetWorkflowHistory(context.Background(), wf, "", false, 0)
+	for it.HasNext() && resetAt == 0 {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		if ev.GetEventId() > afterChild && ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+			resetAt = ev.GetEventId()
+		}
+	}
+	require.NotZero(t, resetAt)
+	_, err := s.temporal.WorkflowService().ResetWorkflowExecution(context.Background(), &workflowservice.ResetWorkflowExecutionRequest{
+		Namespace: "default", WorkflowExecution: &common.WorkflowExecution{WorkflowId: wf},
+		Reason: "the check was fixed", WorkflowTaskFinishEventId: resetAt, RequestId: fmt.Sprintf("reset-%d", time.Now().UnixNano())})
+	require.NoError(t, err)
+	d = s.waitStatus(id, time.Minute, models.StatusCompleted, models.StatusCompletedWithIssues, models.StatusFailed)
+	require.Equal(t, string(models.StatusCompleted), d.str("deployment", "status"), d.str("deployment", "outcome"))
+
+	after := s.childWorkflows(wf)
+	require.Equal(t, before[0], after[0], "the child before the reset point keeps its name")
+	runOf := func(child string) string { return strings.Split(strings.TrimPrefix(child, wf+"/"), "/")[0] }
+	require.NotEqual(t, runOf(before[0]), runOf(after[len(after)-1]), "the new run names its own children: %v", after)
 }

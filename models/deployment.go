@@ -279,6 +279,14 @@ const WorkflowDeployment = "Deployment"
 // runs a deployment's steps on one batch of its targets.
 const WorkflowTargetSteps = "TargetSteps"
 
+// Bounds of a plan's TargetsPerRun: a run of MaxTargetsPerRun steps stays
+// under 5,000 history events, and its input and answer far under
+// Temporal's payload limit.
+const (
+	MinTargetsPerRun = 10
+	MaxTargetsPerRun = 1000
+)
+
 // Update, signal and query names of the deployment workflow. The signals
 // have the same names as the updates, for operators using the Temporal CLI.
 const (

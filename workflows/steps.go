@@ -185,8 +185,10 @@ func (d *deployment) runSteps(in StepsInput, o stepOptions, done func(step, step
 		if o.cancellable && d.stopping() {
 			return
 		}
-		if o.pausable && d.Paused && !d.gate() {
-			return
+		for o.pausable && d.Paused {
+			if !d.gate() {
+				return
+			}
 		}
 		d.inChild(chunk, o, fmt.Sprintf("%s-part-%d", o.what, i+1),
 			fmt.Sprintf("%s: %s, part %d of %d", o.describe, models.Plural(len(chunk.Targets), "target"), i+1, parts), done)
@@ -207,11 +209,12 @@ func (d *deployment) eachStep(steps []step, o stepOptions, done func(step, stepO
 			s := steps[next]
 			next++
 			running++
-			ctx := d.safe
+			ctx, release := d.safe, func() {}
 			if o.cancellable {
 				var cancel workflow.CancelFunc
 				ctx, cancel = workflow.WithCancel(d.work)
 				cancels = append(cancels, cancel)
+				release = cancel
 			}
 			if o.before != nil {
 				o.before(s)
@@ -219,6 +222,7 @@ func (d *deployment) eachStep(steps []step, o stepOptions, done func(step, stepO
 			sel.AddFuture(startStep(ctx, s), func(f workflow.Future) {
 				running--
 				done(s, outcomeOf(d.safe, s, f))
+				release() // the step has ended: its context goes
 			})
 		}
 		if running == 0 {
@@ -256,9 +260,15 @@ func (d *deployment) inChild(in StepsInput, o stepOptions, name, summary string,
 	}
 	ctx, cancel := workflow.WithCancel(parent)
 	defer cancel()
-	info := workflow.GetInfo(d.work).WorkflowExecution
+	// The run that starts the child names it, recorded once: a run made by
+	// a reset replays its children's names as they were, and names its own
+	// anew, so that they never clash with the old run's.
+	var run string
+	_ = workflow.SideEffect(d.safe, func(ctx workflow.Context) any {
+		return shortRun(workflow.GetInfo(ctx).WorkflowExecution.RunID)
+	}).Get(&run)
 	ctx = workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
-		WorkflowID:          fmt.Sprintf("%s/%s/%s", info.ID, shortRun(info.RunID), name),
+		WorkflowID:          fmt.Sprintf("%s/%s/%s", workflow.GetInfo(d.work).WorkflowExecution.ID, run, name),
 		StaticSummary:       summary,
 		WaitForCancellation: true,
 	})
@@ -333,15 +343,26 @@ func TargetSteps(ctx workflow.Context, in StepsInput) (StepsResult, error) {
 // passed checks need no message.
 func slim(o stepOutcome) stepOutcome {
 	o.Result = activities.TargetResult{Version: o.Result.Version, Skipped: o.Result.Skipped}
+	o.Err = models.Cut(o.Err, slimText)
 	var failed []drivers.CheckResult
 	for _, c := range o.Checks.Results {
-		if !c.Passed {
+		if !c.Passed && len(failed) < slimChecks {
+			c.Message = models.Cut(c.Message, slimText)
 			failed = append(failed, c)
 		}
 	}
 	o.Checks.Results = failed
 	return o
 }
+
+// A batch's answer keeps of each step at most slimChecks failed checks and
+// slimText bytes of each message (the timeline has them whole): with
+// models.MaxTargetsPerRun steps it stays well under Temporal's 2 MB
+// payload limit.
+const (
+	slimText   = 300
+	slimChecks = 2
+)
 
 // dropUnstarted removes the compensations of targets whose step never
 // started: nothing was changed there.

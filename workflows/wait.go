@@ -36,8 +36,12 @@ func (d *deployment) await(cond func() bool) {
 		}
 		if cond() {
 			// What the condition lets happen next starts after the answer
-			// to an Update, if one is being answered.
-			d.afterAnswer(d.safe)
+			// to an Update, if one is being answered; then everything is
+			// looked at again.
+			if d.answered != nil && !d.answered.IsReady() {
+				d.afterAnswer(d.safe)
+				continue
+			}
 			return
 		}
 	}
