@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -132,6 +133,9 @@ func timed(n int, fn func(i int)) ([]time.Duration, time.Duration) {
 
 // BenchmarkGoals measures every goal; run it with `make bench`.
 func BenchmarkGoals(b *testing.B) {
+	if os.Getenv("BENCH_HEAP_PROFILE") != "" {
+		runtime.MemProfileRate = 1 // every allocation, for the profile
+	}
 	n := counts()
 	s := newStack(b, stackOptions{})
 	ctx := context.Background()
@@ -263,6 +267,13 @@ func BenchmarkGoals(b *testing.B) {
 			s.waitStatus(id, 2*time.Minute, models.StatusAwaitingApproval)
 		}
 		heap1, g1 := heapAndGoroutines()
+		if path := os.Getenv("BENCH_HEAP_PROFILE"); path != "" {
+			// Where the waiting deployments' memory goes: go tool pprof -top.
+			f, err := os.Create(path)
+			require.NoError(b, err)
+			require.NoError(b, pprof.WriteHeapProfile(f))
+			require.NoError(b, f.Close())
+		}
 		timed(len(ids), func(i int) {
 			if _, err := s.temporal.ExecuteWorkflow(ctx, bare(fmt.Sprintf("bare-mem-%d", i)), bareWaiting); err != nil {
 				b.Error(err)

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/transit-hq/transit/models"
+	transitworker "github.com/transit-hq/transit/worker"
 )
 
 // Issue "Every approval, freeze, decommission and audit record means what
@@ -333,4 +334,29 @@ func TestTextTheDatabaseRefusesIsRefused(t *testing.T) {
 			s.waitStatus(id, 30*time.Second, models.StatusCancelled)
 		})
 	}
+}
+
+// Signals that reach a deployment before its first workflow task ran (no
+// worker was up yet) are taken like any other, in the order they came.
+func TestSignalsBeforeTheFirstTaskAreHandled(t *testing.T) {
+	s := newStack(t, stackOptions{noWorker: true})
+	policy := quickPolicy()
+	policy.ApprovalsRequired, policy.ApproverGroups = 1, []string{models.GroupAdmin}
+	c := s.seed("prod", 1, policy, "", "1.0.0")
+	id := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
+	ctx := context.Background()
+	wf := models.WorkflowIDFor(id)
+	require.NoError(t, s.temporal.SignalWorkflow(ctx, wf, "", models.UpdatePause, "not an object"))
+	require.NoError(t, s.temporal.SignalWorkflow(ctx, wf, "", models.UpdateAbort, models.ControlInput{By: "admin", Reason: "wrong release"}))
+
+	w := transitworker.New(s.temporal, transitworker.Options{TaskQueue: s.taskQueue, Store: s.store, VoteKey: s.voteKey})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	d := s.waitStatus(id, time.Minute, models.StatusCancelled, models.StatusAwaitingApproval, models.StatusFailed)
+	require.Equal(t, string(models.StatusCancelled), d.str("deployment", "status"), d.str("deployment", "outcome"))
+	require.Contains(t, d.str("deployment", "outcome"), "abort requested by admin: wrong release")
+	timeline := strings.Join(s.events(id), "\n")
+	ignored := `pause signal from "an unnamed sender" ignored: its payload is not a control`
+	require.Contains(t, timeline, ignored)
+	require.Less(t, strings.Index(timeline, ignored), strings.Index(timeline, "admin asked to abort"), timeline)
 }

@@ -45,8 +45,17 @@ func (b *inbox) claim(ctx workflow.Context) {
 		return
 	}
 	b.claimed = true
+	// Only names with signals waiting get a channel: a channel costs memory
+	// for as long as the workflow is cached.
+	waiting := map[string]bool{}
+	for _, name := range workflow.GetUnhandledSignalNames(ctx) {
+		waiting[name] = true
+	}
 	var early []signal
 	for _, name := range signalNames {
+		if !waiting[name] {
+			continue
+		}
 		ch := workflow.GetSignalChannel(ctx, name)
 		for {
 			var raw commonpb.Payloads
