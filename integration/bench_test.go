@@ -228,12 +228,8 @@ func BenchmarkGoals(b *testing.B) {
 		for _, id := range ids {
 			s.waitStatus(id, 2*time.Minute, models.StatusAwaitingApproval)
 		}
-		votes, _ := timed(len(ids), func(i int) {
-			r := s.call("POST", "/api/v1/deployments/"+ids[i]+"/approvals", s.admin, map[string]any{"decision": "approve"})
-			if r.Status != 200 {
-				b.Errorf("approve %s: %d %s", ids[i], r.Status, r.Raw)
-			}
-		})
+		// The bare Updates first, on a quiet server; then the votes, whose
+		// deployments go on to roll out, as they would.
 		updates, _ := timed(len(ids), func(i int) {
 			h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: fmt.Sprintf("bare-wait-%d", i),
 				UpdateName: "approve", Args: []any{"admin"}, WaitForStage: client.WorkflowUpdateStageCompleted})
@@ -242,6 +238,12 @@ func BenchmarkGoals(b *testing.B) {
 			}
 			if err != nil {
 				b.Error(err)
+			}
+		})
+		votes, _ := timed(len(ids), func(i int) {
+			r := s.call("POST", "/api/v1/deployments/"+ids[i]+"/approvals", s.admin, map[string]any{"decision": "approve"})
+			if r.Status != 200 {
+				b.Errorf("approve %s: %d %s", ids[i], r.Status, r.Raw)
 			}
 		})
 		figureLine{name: "approval_p99", transit: p99(votes), baseline: p99(updates), ratio: p99(votes) / p99(updates), unit: "ms", goal: "<=1.5",
