@@ -184,6 +184,13 @@ func BenchmarkGoals(b *testing.B) {
 	approval.ApprovalsRequired, approval.ApproverGroups, approval.SelfApprovalAllowed = 1, []string{models.GroupAdmin}, true
 
 	// ---- throughput: whole deployments (3 targets), 20 at a time.
+	if path := os.Getenv("BENCH_CPU_PROFILE"); path != "" {
+		// Where this process (API and worker) spends the throughput phase.
+		f, err := os.Create(path)
+		require.NoError(b, err)
+		require.NoError(b, pprof.StartCPUProfile(f))
+		defer f.Close()
+	}
 	{
 		targetEnvs := envs(n.throughput, 3, quick)
 		ids := make([]string, len(targetEnvs))
@@ -195,6 +202,7 @@ func BenchmarkGoals(b *testing.B) {
 			}
 		})
 		transit := float64(len(ids)) / span.Seconds()
+		pprof.StopCPUProfile() // (when started: BENCH_CPU_PROFILE)
 		acts := s.countEvents(models.WorkflowIDFor(ids[0]), enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
 		_, bareSpan := timed(len(ids), func(i int) {
 			run, err := s.temporal.ExecuteWorkflow(ctx, bare(fmt.Sprintf("bare-acts-%d", i)), bareActivities, acts)
