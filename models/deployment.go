@@ -279,6 +279,10 @@ const WorkflowDeployment = "Deployment"
 // runs a deployment's steps on one batch of its targets.
 const WorkflowTargetSteps = "TargetSteps"
 
+// SignalStepsPaused tells a TargetSteps child that its deployment was
+// paused (true) or resumed (false).
+const SignalStepsPaused = "steps_paused"
+
 // Bounds of a plan's TargetsPerRun: a run of MaxTargetsPerRun steps stays
 // under 5,000 history events, and its input and answer far under
 // Temporal's payload limit.

@@ -1236,3 +1236,21 @@ func (s *deploymentSuite) TestCancelDuringAChildBatchUndoesOnlyWhatStarted() {
 	s.ElementsMatch([]string{"t01", "t02"}, s.deployed, "the first batch finished")
 	s.ElementsMatch([]string{"t01", "t02", "t03", "t04"}, s.rollbacks, "t05 and t06 never started")
 }
+
+// A pause reaches the child running a part: it starts no step until the
+// resume, and goes on after it.
+func (s *deploymentSuite) TestPauseReachesARunningChild() {
+	s.plan.Waves = fleet(6, 6)
+	s.plan.TargetsPerRun = 3
+	s.plan.Strategy.MaxParallel = 1
+	s.deployTakes = 10 * time.Minute
+	start := s.env.Now()
+	s.update(15*time.Minute, models.UpdatePause, models.ControlInput{By: "rita"}) // while t02 deploys
+	s.update(2*time.Hour, models.UpdateResume, models.ControlInput{By: "rita"})
+	res := s.run(input())
+	s.Equal(models.StatusCompleted, res.Status, res.Outcome)
+	s.Require().Len(s.deployEnds, 6)
+	s.Equal(20*time.Minute, s.deployEnds[1].Sub(start), "t02, under way at the pause, ends")
+	s.GreaterOrEqual(s.deployEnds[2].Sub(start), 2*time.Hour+10*time.Minute, "t03 waited for the resume")
+	s.Equal([]int{3, 3, 3, 3}, s.batches, "deploys and checks, in parts of 3")
+}

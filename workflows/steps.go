@@ -273,7 +273,18 @@ func (d *deployment) inChild(in StepsInput, o stepOptions, name, summary string,
 		WaitForCancellation: true,
 	})
 	f := workflow.ExecuteChildWorkflow(ctx, models.WorkflowTargetSteps, in)
-	d.await(func() bool { return f.IsReady() || (o.cancellable && d.stopping()) })
+	// A pause or a resume reaches the child: it starts no step while paused.
+	sent := false
+	for {
+		d.await(func() bool {
+			return f.IsReady() || (o.cancellable && d.stopping()) || (o.pausable && d.Paused != sent)
+		})
+		if f.IsReady() || (o.cancellable && d.stopping()) {
+			break
+		}
+		sent = d.Paused
+		f.SignalChildWorkflow(d.safe, models.SignalStepsPaused, sent) // a child that has ended needs it no more
+	}
 	if !f.IsReady() {
 		cancel()
 		d.await(f.IsReady)
@@ -311,17 +322,27 @@ type StepsResult struct {
 
 // TargetSteps runs a deployment's steps on a batch of its targets, at most
 // MaxParallel at once: a child of the deployment workflow, so that a large
-// fleet spreads over several bounded histories. Cancelled, it starts no
+// fleet spreads over several bounded histories. While its deployment is
+// paused (SignalStepsPaused) it starts no step. Cancelled, it starts no
 // more steps, cancels those under way, waits for them, and returns how
 // each ended.
 func TargetSteps(ctx workflow.Context, in StepsInput) (StepsResult, error) {
 	safe, _ := workflow.NewDisconnectedContext(ctx)
+	paused := false
+	workflow.Go(safe, func(gctx workflow.Context) {
+		ch := workflow.GetSignalChannel(gctx, models.SignalStepsPaused)
+		for {
+			var on bool
+			ch.Receive(gctx, &on)
+			paused = on
+		}
+	})
 	out := make([]stepOutcome, len(in.Targets))
 	sel := workflow.NewSelector(safe)
 	next, running := 0, 0
 	limit := max(1, in.MaxParallel)
 	for next < len(in.Targets) || running > 0 {
-		for running < limit && next < len(in.Targets) && ctx.Err() == nil {
+		for running < limit && next < len(in.Targets) && ctx.Err() == nil && !paused {
 			i, s := next, in.step(next)
 			next++
 			running++
@@ -331,7 +352,12 @@ func TargetSteps(ctx workflow.Context, in StepsInput) (StepsResult, error) {
 			})
 		}
 		if running == 0 {
-			break
+			if next >= len(in.Targets) || ctx.Err() != nil {
+				break
+			}
+			// Paused with nothing under way: until resumed, or cancelled.
+			_ = workflow.Await(safe, func() bool { return !paused || ctx.Err() != nil })
+			continue
 		}
 		sel.Select(safe)
 	}
