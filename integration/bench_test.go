@@ -17,7 +17,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -434,11 +433,8 @@ func loadAverage() string {
 // countEvents counts the events of one type in a workflow's history.
 func (s *stack) countEvents(workflowID string, typ enumspb.EventType) int {
 	s.t.Helper()
-	it := s.temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
 	n := 0
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(s.t, err)
+	for _, ev := range s.history(workflowID).Events {
 		if ev.EventType == typ {
 			n++
 		}
@@ -449,14 +445,8 @@ func (s *stack) countEvents(workflowID string, typ enumspb.EventType) int {
 // historySize is a workflow's number of events and their size in bytes.
 func (s *stack) historySize(workflowID string) (int, int) {
 	s.t.Helper()
-	it := s.temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
-	var hist historypb.History
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(s.t, err)
-		hist.Events = append(hist.Events, ev)
-	}
-	return len(hist.Events), proto.Size(&hist)
+	hist := s.history(workflowID)
+	return len(hist.Events), proto.Size(hist)
 }
 
 // awaitFirstTask waits until a workflow has run its first task (it is then

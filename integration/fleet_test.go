@@ -92,11 +92,8 @@ func TestFleetSpreadsOverBoundedRuns(t *testing.T) {
 // childWorkflows lists the ids of the child workflows a run started.
 func (s *stack) childWorkflows(workflowID string) []string {
 	s.t.Helper()
-	it := s.temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
 	var ids []string
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(s.t, err)
+	for _, ev := range s.history(workflowID).Events {
 		if ev.EventType == enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED {
 			ids = append(ids, ev.GetStartChildWorkflowExecutionInitiatedEventAttributes().WorkflowId)
 		}
@@ -126,11 +123,8 @@ func TestResetAfterAChildWorkflowGoesOn(t *testing.T) {
 	// The first workflow task completed after the first child ended.
 	afterChild := s.firstEvent(wf, enumspb.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED)
 	var resetAt int64
-	it := s.temporal.GetWorkflowHistory(context.Background(), wf, "", false, 0)
-	for it.HasNext() && resetAt == 0 {
-		ev, err := it.Next()
-		require.NoError(t, err)
-		if ev.GetEventId() > afterChild && ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+	for _, ev := range s.history(wf).Events {
+		if resetAt == 0 && ev.GetEventId() > afterChild && ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
 			resetAt = ev.GetEventId()
 		}
 	}

@@ -325,18 +325,21 @@ func (s *stack) events(id string) []string {
 	return out
 }
 
-// historyLength counts the events in a workflow's history.
-func (s *stack) historyLength(workflowID string) int {
+// history is a workflow's whole history (its latest run).
+func (s *stack) history(workflowID string) *historypb.History {
 	s.t.Helper()
 	it := s.temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
-	n := 0
+	var hist historypb.History
 	for it.HasNext() {
-		_, err := it.Next()
+		ev, err := it.Next()
 		require.NoError(s.t, err)
-		n++
+		hist.Events = append(hist.Events, ev)
 	}
-	return n
+	return &hist
 }
+
+// historyLength counts the events in a workflow's history.
+func (s *stack) historyLength(workflowID string) int { return len(s.history(workflowID).Events) }
 
 // saveHistory writes the workflow's history to testdata/histories/NAME.json
 // when TRANSIT_SAVE_HISTORIES=1, for the replay tests in workflows/. The
@@ -357,14 +360,8 @@ func (s *stack) saveHistory(deploymentID, name string) {
 	if err := s.temporal.GetWorkflow(ctx, models.WorkflowIDFor(deploymentID), "").Get(ctx, nil); err != nil {
 		require.NoError(s.t, ctx.Err(), "workflow of %s did not close: %v", deploymentID, err)
 	}
-	it := s.temporal.GetWorkflowHistory(context.Background(), models.WorkflowIDFor(deploymentID), "", false, 0)
-	var hist historypb.History
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(s.t, err)
-		hist.Events = append(hist.Events, ev)
-	}
-	raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&hist)
+	hist := s.history(models.WorkflowIDFor(deploymentID))
+	raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
 	require.NoError(s.t, err)
 	require.NoError(s.t, os.MkdirAll("../testdata/histories", 0o755))
 	require.NoError(s.t, os.WriteFile("../testdata/histories/"+name+".json", raw, 0o644))

@@ -17,7 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -149,14 +148,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 // historyJSON is a workflow's whole history as JSON.
 func (s *stack) historyJSON(workflowID string) string {
 	s.t.Helper()
-	it := s.temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
-	var hist historypb.History
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(s.t, err)
-		hist.Events = append(hist.Events, ev)
-	}
-	raw, err := protojson.Marshal(&hist)
+	raw, err := protojson.Marshal(s.history(workflowID))
 	require.NoError(s.t, err)
 	return string(raw)
 }
@@ -234,10 +226,7 @@ func TestResetRunsTheStepsAgain(t *testing.T) {
 
 func (s *stack) firstEvent(workflowID string, typ enumspb.EventType) int64 {
 	s.t.Helper()
-	it := s.temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, 0)
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(s.t, err)
+	for _, ev := range s.history(workflowID).Events {
 		if ev.GetEventType() == typ {
 			return ev.GetEventId()
 		}
