@@ -144,20 +144,14 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		c.StoreOutage = d
 	}
-	if v := get(EnvTargetsPerRun, ""); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < models.MinTargetsPerRun || n > models.MaxTargetsPerRun {
-			problems = append(problems, fmt.Sprintf("%s=%q must be a whole number from %d to %d", EnvTargetsPerRun, v,
-				models.MinTargetsPerRun, models.MaxTargetsPerRun))
-		}
-		c.TargetsPerRun = n
-	}
 	for _, n := range []struct {
 		env      string
 		into     *int
 		def, min int
 		max      int
 	}{
+		// 0: the worker's default (activities.DefaultTargetsPerRun).
+		{EnvTargetsPerRun, &c.TargetsPerRun, 0, models.MinTargetsPerRun, models.MaxTargetsPerRun},
 		{EnvWorkflowCache, &c.WorkflowCache, DefaultWorkflowCache, 100, 1000000},
 		{EnvMaxActivities, &c.MaxActivities, DefaultMaxActivities, 1, 10000},
 	} {

@@ -2,18 +2,13 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	common "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/transit-hq/transit/models"
 )
@@ -106,17 +101,13 @@ func (s *stack) childWorkflows(workflowID string) []string {
 // new names, and finishes.
 func TestResetAfterAChildWorkflowGoesOn(t *testing.T) {
 	s := newStack(t, stackOptions{targetsPerRun: 5})
-	flag := filepath.Join(t.TempDir(), "check")
-	require.NoError(t, os.WriteFile(flag, []byte("fail"), 0o644))
-	policy := quickPolicy()
-	policy.ValidationChecks = []models.CheckSpec{{Name: "gate", Type: models.CheckScript, Tries: 1,
-		Config: json.RawMessage(fmt.Sprintf(`{"command":"/bin/sh","args":["-c","test \"$(cat %s)\" = pass"]}`, flag))}}
+	policy, pass := gatedPolicy(t)
 	c := s.seed("prod", 12, policy, "", "1.0.0")
 	id := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
 	d := s.waitStatus(id, time.Minute, models.StatusRolledBack, models.StatusCompleted, models.StatusFailed)
 	require.Equal(t, string(models.StatusRolledBack), d.str("deployment", "status"), d.str("deployment", "outcome"))
 
-	require.NoError(t, os.WriteFile(flag, []byte("pass"), 0o644))
+	pass()
 	wf := models.WorkflowIDFor(id)
 	before := s.childWorkflows(wf)
 	require.Len(t, before, 3+3+3, "deploys, checks and undos of 12 targets in parts of 5")
@@ -129,10 +120,7 @@ func TestResetAfterAChildWorkflowGoesOn(t *testing.T) {
 		}
 	}
 	require.NotZero(t, resetAt)
-	_, err := s.temporal.WorkflowService().ResetWorkflowExecution(context.Background(), &workflowservice.ResetWorkflowExecutionRequest{
-		Namespace: "default", WorkflowExecution: &common.WorkflowExecution{WorkflowId: wf},
-		Reason: "the check was fixed", WorkflowTaskFinishEventId: resetAt, RequestId: fmt.Sprintf("reset-%d", time.Now().UnixNano())})
-	require.NoError(t, err)
+	s.reset(wf, resetAt)
 	d = s.waitStatus(id, time.Minute, models.StatusCompleted, models.StatusCompletedWithIssues, models.StatusFailed)
 	require.Equal(t, string(models.StatusCompleted), d.str("deployment", "status"), d.str("deployment", "outcome"))
 

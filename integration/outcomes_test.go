@@ -193,11 +193,7 @@ func (s *stack) eventTime(id, text string) time.Time {
 // run — instead of finding them "done" under the old run's keys.
 func TestResetRunsTheStepsAgain(t *testing.T) {
 	s := newStack(t, stackOptions{})
-	flag := filepath.Join(t.TempDir(), "check")
-	require.NoError(t, os.WriteFile(flag, []byte("fail"), 0o644))
-	policy := quickPolicy()
-	policy.ValidationChecks = []models.CheckSpec{{Name: "gate", Type: models.CheckScript, Tries: 1,
-		Config: json.RawMessage(fmt.Sprintf(`{"command":"/bin/sh","args":["-c","test \"$(cat %s)\" = pass"]}`, flag))}}
+	policy, pass := gatedPolicy(t)
 	c := s.seed("prod", 1, policy, "", "1.0.0")
 	id := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
 	d := s.waitStatus(id, time.Minute, models.StatusRolledBack, models.StatusCompleted, models.StatusFailed)
@@ -206,13 +202,10 @@ func TestResetRunsTheStepsAgain(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, changes[c.targets[0]], "deployed, then rolled back")
 
-	require.NoError(t, os.WriteFile(flag, []byte("pass"), 0o644))
+	pass()
 	wid := models.WorkflowIDFor(id)
 	first := s.firstEvent(wid, enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
-	_, err = s.temporal.WorkflowService().ResetWorkflowExecution(context.Background(), &workflowservice.ResetWorkflowExecutionRequest{
-		Namespace: "default", WorkflowExecution: &common.WorkflowExecution{WorkflowId: wid},
-		Reason: "the check was fixed", WorkflowTaskFinishEventId: first, RequestId: fmt.Sprintf("reset-%d", time.Now().UnixNano())})
-	require.NoError(t, err)
+	s.reset(wid, first)
 	d = s.waitStatus(id, time.Minute, models.StatusCompleted)
 	changes, err = s.store.SimulatedChanges(context.Background(), c.targets)
 	require.NoError(t, err)
@@ -222,6 +215,27 @@ func TestResetRunsTheStepsAgain(t *testing.T) {
 	timeline := strings.Join(s.events(id), "\n")
 	require.Equal(t, 2, strings.Count(timeline, "rolling out 1.0.0"), "both runs are on the timeline")
 	s.saveHistory(id, "reset")
+}
+
+// gatedPolicy is a quick policy whose validation check fails until pass is
+// called.
+func gatedPolicy(t *testing.T) (models.Policy, func()) {
+	flag := filepath.Join(t.TempDir(), "check")
+	require.NoError(t, os.WriteFile(flag, []byte("fail"), 0o644))
+	policy := quickPolicy()
+	policy.ValidationChecks = []models.CheckSpec{{Name: "gate", Type: models.CheckScript, Tries: 1,
+		Config: json.RawMessage(fmt.Sprintf(`{"command":"/bin/sh","args":["-c","test \"$(cat %s)\" = pass"]}`, flag))}}
+	return policy, func() { require.NoError(t, os.WriteFile(flag, []byte("pass"), 0o644)) }
+}
+
+// reset resets a workflow as an operator does in the Temporal UI, to the
+// workflow task that finished at event finishedAt.
+func (s *stack) reset(workflowID string, finishedAt int64) {
+	s.t.Helper()
+	_, err := s.temporal.WorkflowService().ResetWorkflowExecution(context.Background(), &workflowservice.ResetWorkflowExecutionRequest{
+		Namespace: "default", WorkflowExecution: &common.WorkflowExecution{WorkflowId: workflowID},
+		Reason: "the check was fixed", WorkflowTaskFinishEventId: finishedAt, RequestId: fmt.Sprintf("reset-%d", time.Now().UnixNano())})
+	require.NoError(s.t, err)
 }
 
 func (s *stack) firstEvent(workflowID string, typ enumspb.EventType) int64 {

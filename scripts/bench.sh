@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 export TRANSIT_TEMPORAL_BIN=${TRANSIT_TEMPORAL_BIN:-$PWD/bin/temporal}
 TRANSIT_TEST_DATABASE_URL=$(./scripts/test-postgres.sh)
 export TRANSIT_TEST_DATABASE_URL
-go test -run '^$' -bench . -benchtime "${BENCHTIME:-1x}" -count 1 -timeout 30m ./integration/ "$@"
+go test -run '^$' -bench . -benchtime "${BENCHTIME:-1x}" -count 1 -timeout 30m ./store/ ./integration/ "$@"

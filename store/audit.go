@@ -65,9 +65,8 @@ func marshalOrNil(v any) (models.JSONText, error) {
 // appendAudit writes ev. On Postgres it goes into audit_pending, in the
 // writer's own transaction and without any lock, so that writers never wait
 // for each other; the sealer (SealAudit) chains the committed events into
-// audit_events soon after. SQLite has a single writer,
-// so there ev is chained at once; so it is on a Postgres schema from before
-// audit_pending, under a table lock.
+// audit_events soon after. SQLite, with its single writer, chains ev at
+// once, as does a Postgres schema from before audit_pending.
 func (s *Store) appendAudit(tx *gorm.DB, ev *models.AuditEvent) error {
 	if ev.Actor == "" {
 		ev.Actor = "system"
@@ -80,24 +79,29 @@ func (s *Store) appendAudit(tx *gorm.DB, ev *models.AuditEvent) error {
 		}
 		return nil
 	}
+	return s.chain(tx, []models.AuditEvent{*ev})
+}
+
+// chain links events, in order, after the head of the chain and inserts
+// them. On Postgres it locks audit_events against every other appender
+// until tx ends (SQLite has one writer anyway).
+func (s *Store) chain(tx *gorm.DB, events []models.AuditEvent) error {
 	if s.dialect == DialectPostgres {
 		if err := tx.Exec(`LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE`).Error; err != nil {
 			return fmt.Errorf("lock audit log: %w", err)
 		}
 	}
 	var last models.AuditEvent
-	err := tx.Order("seq DESC").Limit(1).Take(&last).Error
-	switch {
-	case errors.Is(err, gorm.ErrRecordNotFound):
-		ev.Seq, ev.PrevHash = 1, ""
-	case err != nil:
+	if err := tx.Order("seq DESC").Limit(1).Take(&last).Error; err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 		return fmt.Errorf("read audit chain head: %w", err)
-	default:
-		ev.Seq, ev.PrevHash = last.Seq+1, last.Hash
 	}
-	ev.Hash = ev.ComputeHash()
-	if err := tx.Create(ev).Error; err != nil {
-		return fmt.Errorf("append audit event: %w", err)
+	for i := range events {
+		events[i].Seq, events[i].PrevHash = last.Seq+1, last.Hash
+		events[i].Hash = events[i].ComputeHash()
+		last = events[i]
+	}
+	if err := tx.CreateInBatches(events, 500).Error; err != nil {
+		return fmt.Errorf("append audit events: %w", err)
 	}
 	return nil
 }
@@ -173,9 +177,7 @@ func (s *Store) sealSoon() {
 }
 
 // SealAudit chains every committed pending event into audit_events, in id
-// order, under an advisory lock so that sealers take turns, and a lock on
-// audit_events against a process of an older version that appends to the
-// chain directly. Reads of the audit log seal first, so they see every
+// order, under an advisory lock so that sealers take turns. Reads of the audit log seal first, so they see every
 // event that was written. It reads with READ COMMITTED, so that each
 // sealer sees what the one before it chained.
 func (s *Store) SealAudit(ctx context.Context) error {
@@ -188,9 +190,6 @@ func (s *Store) SealAudit(ctx context.Context) error {
 			if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, sealLock).Error; err != nil {
 				return fmt.Errorf("lock the audit chain: %w", err)
 			}
-			if err := tx.Exec(`LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE`).Error; err != nil {
-				return fmt.Errorf("lock the audit log: %w", err)
-			}
 			var pending []auditPending
 			if err := tx.Order("id").Limit(sealBatch).Find(&pending).Error; err != nil {
 				return fmt.Errorf("read pending audit events: %w", err)
@@ -198,21 +197,17 @@ func (s *Store) SealAudit(ctx context.Context) error {
 			if n = len(pending); n == 0 {
 				return nil
 			}
-			var last models.AuditEvent
-			err := tx.Order("seq DESC").Limit(1).Take(&last).Error
-			if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
-				return fmt.Errorf("read audit chain head: %w", err)
-			}
 			events := make([]models.AuditEvent, n)
 			ids := make([]int64, n)
 			for i, p := range pending {
-				ev := models.AuditEvent{Seq: last.Seq + 1, PrevHash: last.Hash, At: p.At.UTC(), Actor: p.Actor, Action: p.Action,
-					ResourceType: p.ResourceType, ResourceID: p.ResourceID, Before: p.Before, After: p.After, RequestID: p.RequestID}
-				ev.Hash = ev.ComputeHash()
-				events[i], ids[i], last = ev, p.ID, ev
+				events[i] = models.AuditEvent{At: p.At.UTC(), Actor: p.Actor, Action: p.Action, ResourceType: p.ResourceType,
+					ResourceID: p.ResourceID, Before: p.Before, After: p.After, RequestID: p.RequestID}
+				ids[i] = p.ID
 			}
-			if err := tx.CreateInBatches(events, 500).Error; err != nil {
-				return fmt.Errorf("chain audit events: %w", err)
+			// Under the advisory lock; chain's table lock keeps out a
+			// process of an older version that appends directly.
+			if err := s.chain(tx, events); err != nil {
+				return err
 			}
 			return tx.Where("id IN ?", ids).Delete(&auditPending{}).Error
 		}, &sql.TxOptions{Isolation: sql.LevelReadCommitted})

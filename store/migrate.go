@@ -246,7 +246,8 @@ var migrations = []migration{
 		Name:    "audit events pending their seal",
 		Both: []string{
 			// Written by each transaction without a lock; chained into
-			// audit_events, in commit order, by the sealer (store/audit.go).
+			// audit_events soon after they commit, in id order, by the
+			// sealer (store/audit.go).
 			`CREATE TABLE audit_pending (
 				id {{serial}},
 				at {{ts}} NOT NULL,
@@ -319,8 +320,13 @@ func (s *Store) MigrateTo(ctx context.Context, version int) error {
 		}
 	}
 	// From the version that made audit_pending, audit events are sealed
-	// into the chain after they commit (see appendAudit).
-	s.pendingAudit = s.dialect == DialectPostgres && version >= auditPendingVersion
+	// into the chain after they commit (see appendAudit): by the schema as
+	// it is, which may be newer than version.
+	v, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("read the schema version: %w", err)
+	}
+	s.pendingAudit = s.dialect == DialectPostgres && v >= auditPendingVersion
 	return nil
 }
 

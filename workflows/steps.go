@@ -15,10 +15,10 @@ import (
 // from a StepsInput (see StepsInput.step), in this workflow and in a
 // child alike.
 type step struct {
-	Kind    stepKind               `json:"kind"`
-	Input   activities.TargetInput `json:"input"`
-	Checks  []models.CheckSpec     `json:"checks,omitempty"`
-	Summary string                 `json:"summary"`
+	Kind    stepKind
+	Input   activities.TargetInput
+	Checks  []models.CheckSpec
+	Summary string
 }
 
 type stepKind string
@@ -299,7 +299,7 @@ func (d *deployment) inChild(in StepsInput, o stepOptions, name, summary string,
 			why += ": " + rootMessage(err)
 		}
 		for _, s := range chunk {
-			done(s, stepOutcome{Started: true, Cancelled: err != nil && isCancel(err), Err: why})
+			done(s, stepOutcome{Started: true, Err: why})
 		}
 		return
 	}
