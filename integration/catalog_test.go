@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/transit-hq/transit/models"
 )
 
 func TestCatalogOverHTTP(t *testing.T) {
@@ -207,4 +210,23 @@ func TestAuditTamperingIsReported(t *testing.T) {
 	require.Equal(t, false, r.get("ok"))
 	require.EqualValues(t, 3, r.get("broken_seq"))
 	require.Contains(t, r.str("reason"), "changed after it was written")
+}
+
+// transit_deployments answers from its last count and counts again in the
+// background once that is older than 15 s: a finished deployment shows
+// after at most that long, and no scrape waits for the count.
+func TestMetricsCountDeploymentsInTheBackground(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	first := time.Now()
+	require.Contains(t, s.call("GET", "/metrics", "", nil).Raw, `transit_deployments{status="completed"} 0`, "the first scrape counts")
+	c := s.seed("prod", 1, quickPolicy(), "", "1.0.0")
+	s.waitStatus(s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env}), time.Minute, models.StatusCompleted)
+	if time.Since(first) < 14*time.Second {
+		require.Contains(t, s.call("GET", "/metrics", "", nil).Raw, `transit_deployments{status="completed"} 0`, "the count is not yet due")
+	}
+	require.EventuallyWithT(t, func(c *assertCollect) {
+		if !strings.Contains(s.call("GET", "/metrics", "", nil).Raw, `transit_deployments{status="completed"} 1`) {
+			c.Errorf("not counted yet")
+		}
+	}, 40*time.Second, 500*time.Millisecond)
 }
