@@ -341,6 +341,8 @@ func (h *Handler) deleteRelease(c *gin.Context) {
 type CreateTokenRequest struct {
 	Subject     string     `json:"subject"`
 	Groups      []string   `json:"groups"`
+	Teams       []string   `json:"teams"`
+	Roles       []string   `json:"roles"`
 	Description string     `json:"description"`
 	ExpiresAt   *time.Time `json:"expires_at"`
 }
@@ -357,7 +359,8 @@ func (h *Handler) createToken(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
-	t := &models.APIToken{Subject: req.Subject, Groups: models.NewJSON(req.Groups), Description: req.Description, ExpiresAt: req.ExpiresAt}
+	t := &models.APIToken{Subject: req.Subject, Groups: models.NewJSON(req.Groups), Teams: models.NewJSON(req.Teams),
+		Roles: models.NewJSON(req.Roles), Description: req.Description, ExpiresAt: req.ExpiresAt}
 	secret := store.NewTokenSecret()
 	if err := h.store.CreateToken(c, actor(c), t, secret); err != nil {
 		h.fail(c, err)

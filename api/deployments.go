@@ -80,6 +80,14 @@ func (h *Handler) createDeployment(c *gin.Context) {
 		h.fail(c, err)
 		return
 	}
+	app, err := h.store.GetApplication(c, rel.ApplicationID)
+	if err == nil {
+		err = h.mayDeploy(c, app, env, in.Strategy)
+	}
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
 	key := c.GetHeader("Idempotency-Key")
 	if len(key) > 200 {
 		h.fail(c, badRequest("Idempotency-Key must be at most 200 characters"))
@@ -110,11 +118,6 @@ func (h *Handler) createDeployment(c *gin.Context) {
 		}
 	}
 	in.DeploymentID, in.RequestedBy = d.ID, d.RequestedBy
-	app, err := h.store.GetApplication(c, rel.ApplicationID)
-	if err != nil {
-		h.fail(c, err)
-		return
-	}
 	opts := client.StartWorkflowOptions{
 		ID:                    d.WorkflowID,
 		TaskQueue:             h.taskQueue,
@@ -139,6 +142,26 @@ func (h *Handler) createDeployment(c *gin.Context) {
 		return
 	}
 	c.JSON(status, DeploymentResponse{Deployment: d, WorkflowID: d.WorkflowID, TemporalUI: h.uiLink(d.WorkflowID)})
+}
+
+// mayDeploy refuses a deployer another team's application, and a
+// strategy looser than the environment's: only a release_manager may
+// loosen it.
+func (h *Handler) mayDeploy(c *gin.Context, app *models.Application, env *models.Environment, strategy *models.Strategy) error {
+	if err := teamOwns(c, app); err != nil {
+		return err
+	}
+	if !c.GetBool(ctxTeamBound) || strategy == nil {
+		return nil
+	}
+	policy := env.Policy.V
+	policy.Normalize()
+	if loose := strategy.Loosens(policy.Strategy); len(loose) > 0 {
+		return &apiError{status: http.StatusForbidden, code: CodeForbidden,
+			message: fmt.Sprintf("a deployer may only tighten environment %s's strategy; this one loosens it: %s. Leave strategy out, tighten it, or ask a release_manager",
+				env.Name, strings.Join(loose, "; "))}
+	}
+	return nil
 }
 
 // summary is the workflow's title in the Temporal UI: "Deploy shop 2.0.0 to

@@ -36,6 +36,7 @@ const (
 	EnvTargetsPerRun     = "TRANSIT_TARGETS_PER_RUN"
 	EnvWorkflowCache     = "TRANSIT_WORKFLOW_CACHE_SIZE"
 	EnvMaxActivities     = "TRANSIT_MAX_CONCURRENT_ACTIVITIES"
+	EnvAuditKey          = "TRANSIT_AUDIT_KEY"
 )
 
 // Defaults.
@@ -76,6 +77,9 @@ type Config struct {
 	TargetsPerRun int
 	// WorkflowCache and MaxActivities size a worker (see their defaults).
 	WorkflowCache, MaxActivities int
+	// AuditKey signs audit heads: the key file that TRANSIT_AUDIT_KEY
+	// names, kept outside the database; nil when unset.
+	AuditKey *models.AuditKey
 }
 
 // TLS configures the connection to Temporal. Enabled with no files uses the
@@ -135,6 +139,13 @@ func Load(getenv func(string) string) (Config, error) {
 			problems = append(problems, fmt.Sprintf("%s: %v", EnvVoteKey, err))
 		}
 		c.VoteKey = key
+	}
+	if v := get(EnvAuditKey, ""); v != "" {
+		key, err := models.ReadAuditKey(v, false)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", EnvAuditKey, err))
+		}
+		c.AuditKey = key
 	}
 	c.StoreOutage = DefaultStoreOutage
 	if v := get(EnvStoreOutage, ""); v != "" {

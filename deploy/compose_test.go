@@ -47,6 +47,7 @@ var knownEnv = []string{
 	config.EnvTargetsPerRun,
 	config.EnvWorkflowCache,
 	config.EnvMaxActivities,
+	config.EnvAuditKey,
 }
 
 // searchAttributes are the Keyword search attributes Transit's workflows set.

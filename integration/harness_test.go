@@ -68,6 +68,8 @@ type stack struct {
 	admin     string
 	// voteKey is what the API signs votes with, and the worker checks.
 	voteKey []byte
+	// auditKey signs the API's audit heads.
+	auditKey *models.AuditKey
 	// logs holds what the worker and the API logged, when asked for.
 	logs *syncBuffer
 }
@@ -152,8 +154,11 @@ func newStack(t testing.TB, opt stackOptions) *stack {
 		require.NoError(t, s.worker.Start())
 		t.Cleanup(s.worker.Stop)
 	}
+	auditKey, err := models.ReadAuditKey(filepath.Join(t.TempDir(), "audit.key"), true)
+	require.NoError(t, err)
+	s.auditKey = auditKey
 	srv := httptest.NewServer(api.NewRouter(api.Options{Store: st, Temporal: s.temporal, Logger: logger, VoteKey: voteKey,
-		TaskQueue: s.taskQueue, Namespace: "default", TemporalUIURL: "http://localhost:8233"}))
+		AuditKey: auditKey, TaskQueue: s.taskQueue, Namespace: "default", TemporalUIURL: "http://localhost:8233"}))
 	t.Cleanup(srv.Close)
 	s.baseURL = srv.URL
 	s.admin = s.issueToken("admin", models.GroupAdmin)
@@ -171,9 +176,14 @@ func randomBytes(n int) []byte {
 // issueToken writes a token straight into the store (as `transit tokens issue` does).
 func (s *stack) issueToken(subject string, groups ...string) string {
 	s.t.Helper()
+	return s.issue(models.APIToken{Subject: subject, Groups: models.NewJSON(append([]string{}, groups...))})
+}
+
+// issue writes the token t into the store and returns its secret.
+func (s *stack) issue(t models.APIToken) string {
+	s.t.Helper()
 	secret := store.NewTokenSecret()
-	require.NoError(s.t, s.store.CreateToken(context.Background(), store.Actor{Subject: "test"},
-		&models.APIToken{Subject: subject, Groups: models.NewJSON(append([]string{}, groups...))}, secret))
+	require.NoError(s.t, s.store.CreateToken(context.Background(), store.Actor{Subject: "test"}, &t, secret))
 	return secret
 }
 

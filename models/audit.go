@@ -70,13 +70,20 @@ const (
 	ActionDelete = "delete"
 )
 
-// Principal is who a request acts as: a subject and its groups.
+// Principal is who a request acts as: a subject, its groups (approver
+// eligibility), its teams (which applications it owns) and its roles (what
+// it may do; see roles.go).
 type Principal struct {
 	Subject string   `json:"subject"`
 	Groups  []string `json:"groups"`
+	Teams   []string `json:"teams"`
+	Roles   []string `json:"roles"`
+	// Via is how the request proved who it is: "token" or "oidc".
+	Via string `json:"via,omitempty"`
 }
 
-// GroupAdmin is the group whose members may issue tokens.
+// GroupAdmin is the group whose tokens were admins before roles existed;
+// a token made with it and no roles is an admin.
 const GroupAdmin = "admin"
 
 // InGroup reports whether p belongs to group.
@@ -90,13 +97,15 @@ func (p Principal) InGroup(group string) bool {
 }
 
 // IsAdmin reports whether p may administer Transit.
-func (p Principal) IsAdmin() bool { return p.InGroup(GroupAdmin) }
+func (p Principal) IsAdmin() bool { return p.HasRole(RoleAdmin) }
 
 // APIToken is a bearer token, stored as the SHA-256 of its secret.
 type APIToken struct {
 	ID          string              `json:"id" gorm:"primaryKey"`
 	Subject     string              `json:"subject"`
 	Groups      JSONValue[[]string] `json:"groups"`
+	Teams       JSONValue[[]string] `json:"teams"`
+	Roles       JSONValue[[]string] `json:"roles"`
 	Description string              `json:"description"`
 	Hash        string              `json:"-"`
 	CreatedBy   string              `json:"created_by"`
@@ -124,6 +133,12 @@ func (t *APIToken) Validate() error {
 			v.Add("groups["+strconv.Itoa(i)+"]", "%q must be lower case letters, digits, '.', '_' or '-'", g)
 		}
 	}
+	for i, g := range t.Teams.V {
+		if !nameRe.MatchString(g) {
+			v.Add("teams["+strconv.Itoa(i)+"]", "%q must be lower case letters, digits, '.', '_' or '-'", g)
+		}
+	}
+	CheckRoles(v, "roles", t.Roles.V)
 	if t.ExpiresAt != nil && !t.ExpiresAt.After(time.Now()) {
 		v.Add("expires_at", "must be in the future")
 	}
@@ -132,5 +147,9 @@ func (t *APIToken) Validate() error {
 
 // Principal returns who the token acts as.
 func (t *APIToken) Principal() Principal {
-	return Principal{Subject: t.Subject, Groups: t.Groups.V}
+	p := Principal{Subject: t.Subject, Groups: t.Groups.V, Teams: t.Teams.V, Roles: t.Roles.V, Via: "token"}
+	if len(p.Roles) == 0 {
+		p.Roles = DefaultRoles(p.Groups)
+	}
+	return p
 }

@@ -399,3 +399,57 @@ func (s Strategy) TotalFailureLimit(total, largestWave int) int {
 	}
 	return max(0, min(limit, total-1))
 }
+
+// Loosens lists how s allows more than base, the environment's strategy:
+// more failures, larger or fewer waves, more targets at once, a shorter
+// bake. A deployer may only submit a strategy that loosens nothing.
+func (s Strategy) Loosens(base Strategy) []string {
+	var out []string
+	if s.MaxFailures > base.MaxFailures {
+		out = append(out, fmt.Sprintf("max_failures %d is more than the environment's %d", s.MaxFailures, base.MaxFailures))
+	}
+	switch {
+	case base.MaxTotalFailures != nil && s.MaxTotalFailures == nil:
+		out = append(out, fmt.Sprintf("max_total_failures is unset, the environment's is %d", *base.MaxTotalFailures))
+	case base.MaxTotalFailures != nil && *s.MaxTotalFailures > *base.MaxTotalFailures:
+		out = append(out, fmt.Sprintf("max_total_failures %d is more than the environment's %d", *s.MaxTotalFailures, *base.MaxTotalFailures))
+	case base.MaxTotalFailures == nil && s.MaxTotalFailures != nil && *s.MaxTotalFailures > base.MaxFailures:
+		// Unset, the limit grows with the fleet; only the wave's limit is
+		// surely no more.
+		out = append(out, fmt.Sprintf("max_total_failures %d is more than the environment's max_failures %d", *s.MaxTotalFailures, base.MaxFailures))
+	}
+	if base.MaxParallel > 0 && (s.MaxParallel == 0 || s.MaxParallel > base.MaxParallel) {
+		out = append(out, fmt.Sprintf("max_parallel %d is more than the environment's %d", max(s.MaxParallel, DefaultMaxParallel), base.MaxParallel))
+	}
+	if s.Bake < base.Bake {
+		out = append(out, fmt.Sprintf("bake %s is shorter than the environment's %s", time.Duration(s.Bake), time.Duration(base.Bake)))
+	}
+	switch {
+	case base.Kind == StrategyAllAtOnce || base.Kind == "":
+		// Any strategy deploys no more at once than all at once.
+	case s.Kind != base.Kind:
+		out = append(out, fmt.Sprintf("kind %s instead of the environment's %s", s.Kind, base.Kind))
+	case s.Kind == StrategyRolling && s.Batch > base.Batch:
+		out = append(out, fmt.Sprintf("batch %d is larger than the environment's %d", s.Batch, base.Batch))
+	case s.Kind == StrategyCanary && !canaryNoWider(s.Steps, base.Steps):
+		out = append(out, "canary steps are not each at most the environment's, in the same units")
+	}
+	return out
+}
+
+// canaryNoWider reports whether every step of s is no larger than the
+// same step of base, in the same unit, with at least as many steps.
+func canaryNoWider(s, base []CanaryStep) bool {
+	if len(s) < len(base) {
+		return false
+	}
+	for i, b := range base {
+		switch {
+		case (s[i].Percent > 0) != (b.Percent > 0):
+			return false
+		case s[i].Percent > b.Percent || s[i].Count > b.Count:
+			return false
+		}
+	}
+	return true
+}

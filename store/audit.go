@@ -303,3 +303,59 @@ func (s *Store) VerifyAudit(ctx context.Context) (ChainReport, error) {
 	rep.OK, rep.HeadSeq, rep.HeadHash = true, prevSeq, prevHash
 	return rep, nil
 }
+
+// AuditRow returns the audit event at seq, or the last one when seq is 0
+// (models.ErrNotFound when there is none).
+func (s *Store) AuditRow(ctx context.Context, seq int64) (*models.AuditEvent, error) {
+	if err := s.SealAudit(ctx); err != nil {
+		return nil, err
+	}
+	q := s.db.WithContext(ctx)
+	if seq > 0 {
+		q = q.Where("seq = ?", seq)
+	} else {
+		q = q.Order("seq DESC")
+	}
+	var ev models.AuditEvent
+	err := q.Limit(1).Take(&ev).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		if seq > 0 {
+			return nil, fmt.Errorf("audit row %d: %w", seq, models.ErrNotFound)
+		}
+		return nil, fmt.Errorf("the audit log is empty: %w", models.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the audit log: %w", err)
+	}
+	return &ev, nil
+}
+
+// VerifyAuditAgainst verifies the whole chain, and that it still holds
+// the row a saved head names, with the same hash: a chain recomputed
+// after a rewrite holds together, but no longer contains the head.
+func (s *Store) VerifyAuditAgainst(ctx context.Context, head models.AuditHead) (ChainReport, error) {
+	rep, err := s.VerifyAudit(ctx)
+	if err != nil || !rep.OK {
+		return rep, err
+	}
+	switch {
+	case head.Seq > rep.HeadSeq:
+		rep.OK, rep.BrokenSeq = false, rep.HeadSeq+1
+		rep.Reason = fmt.Sprintf("the saved head is row %d, but the log ends at row %d: rows %d to %d were deleted",
+			head.Seq, rep.HeadSeq, rep.HeadSeq+1, head.Seq)
+		return rep, nil
+	case head.Seq < 1:
+		rep.OK, rep.Reason = false, "the saved head names no row"
+		return rep, nil
+	}
+	row, err := s.AuditRow(ctx, head.Seq)
+	if err != nil {
+		return rep, err
+	}
+	if row.Hash != head.Hash {
+		rep.OK, rep.BrokenSeq = false, head.Seq
+		rep.Reason = fmt.Sprintf("row %d is not the row the saved head names: its hash is %s, the head's %s; the log was rewritten at or before row %d",
+			head.Seq, row.Hash, head.Hash, head.Seq)
+	}
+	return rep, nil
+}

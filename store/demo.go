@@ -9,8 +9,12 @@ import (
 	"github.com/transit-hq/transit/models"
 )
 
-// DemoApplication is the name of the application SeedDemo creates.
-const DemoApplication = "storefront"
+// DemoApplication is the name of the application SeedDemo creates, and
+// DemoTeam the team that owns it.
+const (
+	DemoApplication = "storefront"
+	DemoTeam        = "web"
+)
 
 // SeedDemo creates an example catalog: the application "storefront"; dev,
 // staging and prod environments with simulated targets and policies that
@@ -21,7 +25,7 @@ func SeedDemo(ctx context.Context, s *Store) error {
 	actor := Actor{Subject: "transit-dev-demo"}
 	app, err := s.GetApplication(ctx, DemoApplication)
 	if models.IsNotFound(err) {
-		app = &models.Application{Name: DemoApplication, OwnerTeam: "web", Description: "Example application seeded by transit dev --demo"}
+		app = &models.Application{Name: DemoApplication, OwnerTeam: DemoTeam, Description: "Example application seeded by transit dev --demo"}
 		err = s.CreateApplication(ctx, actor, app)
 	}
 	if err != nil {

@@ -260,6 +260,23 @@ var migrations = []migration{
 				request_id TEXT NOT NULL DEFAULT '')`,
 		},
 	},
+	{
+		Version: 9,
+		Name:    "token roles and teams",
+		Both: []string{
+			`ALTER TABLE api_tokens ADD COLUMN teams {{json}} NOT NULL DEFAULT '[]'`,
+			`ALTER TABLE api_tokens ADD COLUMN roles {{json}} NOT NULL DEFAULT '[]'`,
+			// Tokens keep what they could do: the admin group's are
+			// admins; every other could deploy and manage releases.
+			`UPDATE api_tokens SET roles = '["deployer","release_manager"]'`,
+		},
+		PG: []string{
+			`UPDATE api_tokens SET roles = '["admin"]' WHERE groups @> '["admin"]'`,
+		},
+		SQLite: []string{
+			`UPDATE api_tokens SET roles = '["admin"]' WHERE EXISTS (SELECT 1 FROM json_each(api_tokens.groups) WHERE value = 'admin')`,
+		},
+	},
 }
 
 // auditPendingVersion is the migration that made audit_pending.

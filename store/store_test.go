@@ -210,6 +210,13 @@ func TestMigrationFromPreviousVersionKeepsRows(t *testing.T) {
 			require.NoError(t, s.CreateEnvironment(ctx, alice, env))
 			tgt := &models.Target{EnvironmentID: env.ID, Name: "t1", Driver: models.DriverSimulated, Config: models.NewJSON(json.RawMessage(`{}`))}
 			require.NoError(t, s.CreateTarget(ctx, alice, tgt))
+			// Tokens from before roles: the admin group's and another.
+			secrets := map[string]string{"root": store.NewTokenSecret(), "carol": store.NewTokenSecret()}
+			for subject, groups := range map[string]string{"root": `["admin"]`, "carol": `["release-managers"]`} {
+				require.NoError(t, s.DB().Exec(`INSERT INTO api_tokens (id, subject, groups, description, hash, created_by, created_at)
+					VALUES (?, ?, ?, '', ?, 'test', ?)`, models.NewID(models.PrefixToken), subject, groups,
+					models.HashToken(secrets[subject]), time.Now()).Error)
+			}
 
 			require.NoError(t, s.Migrate(ctx))
 			v, err = s.SchemaVersion(ctx)
@@ -229,6 +236,17 @@ func TestMigrationFromPreviousVersionKeepsRows(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, rep.OK)
 			require.EqualValues(t, 3, rep.Checked)
+			// Each token keeps what it could do: the admin stays admin,
+			// the other may deploy and manage releases, in no team.
+			root, err := s.Authenticate(ctx, secrets["root"])
+			require.NoError(t, err)
+			require.Equal(t, []string{models.RoleAdmin}, root.Roles.V)
+			require.True(t, root.Principal().IsAdmin())
+			carol, err := s.Authenticate(ctx, secrets["carol"])
+			require.NoError(t, err)
+			require.Equal(t, []string{models.RoleDeployer, models.RoleReleaseManager}, carol.Roles.V)
+			require.Empty(t, carol.Teams.V)
+			require.False(t, carol.Principal().IsAdmin())
 			// Migrating again is a no-op.
 			require.NoError(t, s.Migrate(ctx))
 		})

@@ -34,6 +34,12 @@ func (s *Store) CreateToken(ctx context.Context, actor Actor, t *models.APIToken
 	if t.Groups.V == nil {
 		t.Groups.V = []string{}
 	}
+	if t.Teams.V == nil {
+		t.Teams.V = []string{}
+	}
+	if len(t.Roles.V) == 0 {
+		t.Roles.V = models.DefaultRoles(t.Groups.V)
+	}
 	if err := t.Validate(); err != nil {
 		return err
 	}

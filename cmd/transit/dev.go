@@ -108,14 +108,29 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	demoLine := ""
 	if *demo {
 		if err := store.SeedDemo(ctx, st); err != nil {
 			return fmt.Errorf("seed demo catalog: %w", err)
 		}
+		path := filepath.Join(*dir, "deployer.token")
+		deployer, err := demoDeployerToken(ctx, st, path)
+		if err != nil {
+			return err
+		}
+		demoLine = fmt.Sprintf("    Deployer     %s\n                 (dana, a deployer of team %s, which owns %s; saved in %s)\n",
+			deployer, store.DemoTeam, store.DemoApplication, path)
 	}
 
 	if cfg.VoteKey == nil {
 		if cfg.VoteKey, err = devVoteKey(filepath.Join(*dir, "vote.key")); err != nil {
+			return err
+		}
+	}
+	if cfg.AuditKey == nil {
+		// Outside the database, so that whoever can rewrite the database
+		// cannot sign a head.
+		if cfg.AuditKey, err = models.ReadAuditKey(filepath.Join(*dir, "audit.key"), true); err != nil {
 			return err
 		}
 	}
@@ -135,14 +150,14 @@ func runDev(ctx context.Context, args []string) error {
     Database     %s
     Admin token  %s
                  (saved in %s; export TRANSIT_TOKEN=$(cat %s))
-
+%s
   Try:
     curl -H "Authorization: Bearer %s" %s/api/v1/applications
 
   Ctrl-C stops everything.
 
 `, apiURL, apiURL, cfg.TemporalUIURL, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.TaskQueue,
-		redactURL(cfg.DatabaseURL), token, filepath.Join(*dir, "admin.token"), filepath.Join(*dir, "admin.token"), token, apiURL)
+		redactURL(cfg.DatabaseURL), token, filepath.Join(*dir, "admin.token"), filepath.Join(*dir, "admin.token"), demoLine, token, apiURL)
 
 	err = serveListener(ctx, ln, logger, api.NewRouter(apiOptions(cfg, st, tc, logger)))
 	logger.Info("shutting down")
@@ -258,6 +273,22 @@ func (p *temporalProcess) stop(logger *slog.Logger) {
 // bootstrapToken returns the admin token saved in path if it still works,
 // else issues a new one and saves it (mode 0600).
 func bootstrapToken(ctx context.Context, st *store.Store, path string) (string, error) {
+	return savedToken(ctx, st, path, &models.APIToken{Subject: "admin", Groups: models.NewJSON([]string{models.GroupAdmin}),
+		Roles: models.NewJSON([]string{models.RoleAdmin}), Description: "bootstrap token of transit dev"})
+}
+
+// demoDeployerToken is the --demo catalog's non-admin: a deployer of the
+// team that owns the demo application, so that a newcomer can try what a
+// deployer may do, and what it may not.
+func demoDeployerToken(ctx context.Context, st *store.Store, path string) (string, error) {
+	return savedToken(ctx, st, path, &models.APIToken{Subject: "dana", Groups: models.NewJSON([]string{}),
+		Teams: models.NewJSON([]string{store.DemoTeam}), Roles: models.NewJSON([]string{models.RoleDeployer}),
+		Description: "demo deployer of team " + store.DemoTeam + " (transit dev --demo)"})
+}
+
+// savedToken returns the token saved in path if it still works, else
+// issues t and saves its secret (mode 0600).
+func savedToken(ctx context.Context, st *store.Store, path string, t *models.APIToken) (string, error) {
 	if b, err := os.ReadFile(path); err == nil {
 		secret := strings.TrimSpace(string(b))
 		if _, err := st.Authenticate(ctx, secret); err == nil {
@@ -265,12 +296,11 @@ func bootstrapToken(ctx context.Context, st *store.Store, path string) (string, 
 		}
 	}
 	secret := store.NewTokenSecret()
-	t := &models.APIToken{Subject: "admin", Groups: models.NewJSON([]string{models.GroupAdmin}), Description: "bootstrap token of transit dev"}
 	if err := st.CreateToken(ctx, store.Actor{Subject: "transit-dev"}, t, secret); err != nil {
-		return "", fmt.Errorf("issue bootstrap admin token: %w", err)
+		return "", fmt.Errorf("issue the token of %s: %w", t.Subject, err)
 	}
 	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("save admin token: %w", err)
+		return "", fmt.Errorf("save the token of %s: %w", t.Subject, err)
 	}
 	return secret, nil
 }

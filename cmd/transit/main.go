@@ -22,7 +22,7 @@ Usage:
   transit server                the REST API (configured by TRANSIT_* variables)
   transit worker                the Temporal worker
   transit migrate               apply database migrations and exit
-  transit tokens issue --subject NAME [--groups a,b] [--description TEXT]
+  transit tokens issue --subject NAME [--roles r1,r2] [--teams t1] [--groups a,b] [--description TEXT]
                                 issue an API token straight into the database
                                 (bootstrap an admin for 'transit server')
   transit version               print the version
@@ -33,6 +33,8 @@ Client verbs (talk to a running API: --url / $TRANSIT_URL, --token / $TRANSIT_TO
   transit approve ID [--comment TEXT]     transit reject ID [--comment TEXT]
   transit status ID                       transit watch ID
   transit pause|resume|abort|rollback ID [--reason TEXT]
+  transit audit head [--seq N]            transit audit export [--since T] [--until T] [--out FILE]
+  transit audit verify FILE [--public-key HEX|@FILE]   (offline: no server needed)
 
 Run 'transit COMMAND --help' for a command's flags.
 `
@@ -87,6 +89,8 @@ func run(ctx context.Context, args []string) error {
 		return runWatch(ctx, args[1:])
 	case "release":
 		return runRelease(ctx, args[1:])
+	case "audit":
+		return runAudit(ctx, args[1:])
 	case "version", "--version":
 		fmt.Println("transit", version)
 		return nil

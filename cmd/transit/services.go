@@ -71,6 +71,9 @@ func runServer(ctx context.Context, args []string) error {
 		return err
 	}
 	defer tc.Close()
+	if cfg.AuditKey == nil {
+		logger.Warn("no " + config.EnvAuditKey + ": the API signs no audit heads, so a rewrite of the database that recomputes the chain goes unseen")
+	}
 	return serveHTTP(ctx, cfg, logger, api.NewRouter(apiOptions(cfg, st, tc, logger)))
 }
 
@@ -115,23 +118,28 @@ func runMigrate(ctx context.Context, args []string) error {
 
 func runTokens(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "issue" {
-		return fmt.Errorf("usage: transit tokens issue --subject NAME [--groups admin,release-managers] [--description TEXT]")
+		return fmt.Errorf("usage: transit tokens issue --subject NAME [--roles %s] [--teams payments] [--groups release-managers] [--description TEXT]",
+			strings.Join(models.Roles, ","))
 	}
 	fs := flag.NewFlagSet("tokens issue", flag.ContinueOnError)
 	subject := fs.String("subject", "", "who the token acts as (required)")
-	groups := fs.String("groups", "", "comma-separated groups, e.g. admin,approvers")
+	groups := fs.String("groups", "", "comma-separated approver groups, e.g. release-managers")
+	teams := fs.String("teams", "", "comma-separated teams, whose applications a deployer may deploy")
+	roles := fs.String("roles", "", "comma-separated roles: "+strings.Join(models.Roles, ", ")+" (default: admin for the admin group, else deployer,release_manager)")
 	desc := fs.String("description", "", "what the token is for")
 	_, _, st, err := production(ctx, fs, args[1:])
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	t := &models.APIToken{Subject: *subject, Groups: models.NewJSON(splitList(*groups)), Description: *desc}
+	t := &models.APIToken{Subject: *subject, Groups: models.NewJSON(splitList(*groups)), Teams: models.NewJSON(splitList(*teams)),
+		Roles: models.NewJSON(splitList(*roles)), Description: *desc}
 	secret := store.NewTokenSecret()
 	if err := st.CreateToken(ctx, store.Actor{Subject: "cli:" + currentUser()}, t, secret); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "issued token %s for %s (groups: %s); it is shown once:\n", t.ID, t.Subject, strings.Join(t.Groups.V, ","))
+	fmt.Fprintf(os.Stderr, "issued token %s for %s (roles: %s; teams: %s; groups: %s); it is shown once:\n", t.ID, t.Subject,
+		strings.Join(t.Roles.V, ","), strings.Join(t.Teams.V, ","), strings.Join(t.Groups.V, ","))
 	fmt.Println(secret)
 	return nil
 }
@@ -160,7 +168,7 @@ func workerOptions(cfg config.Config, st *store.Store, logger *slog.Logger) tran
 }
 
 func apiOptions(cfg config.Config, st *store.Store, tc client.Client, logger *slog.Logger) api.Options {
-	return api.Options{Store: st, Temporal: tc, Logger: logger, TaskQueue: cfg.TaskQueue, VoteKey: cfg.VoteKey,
+	return api.Options{Store: st, Temporal: tc, Logger: logger, TaskQueue: cfg.TaskQueue, VoteKey: cfg.VoteKey, AuditKey: cfg.AuditKey,
 		Namespace: cfg.TemporalNamespace, TemporalUIURL: cfg.TemporalUIURL}
 }
 
