@@ -105,12 +105,14 @@ func (a *Activities) Note(ctx context.Context, in NoteInput) error {
 // PrincipalResult is what Transit knows of a subject.
 type PrincipalResult struct {
 	Groups []string `json:"groups"`
+	Roles  []string `json:"roles,omitempty"`
+	Teams  []string `json:"teams,omitempty"`
 	Known  bool     `json:"known"`
 }
 
 // LookupPrincipal returns the groups of a subject, for votes that carry no
 // proof from the API (Signals, and Updates from the temporal CLI).
 func (a *Activities) LookupPrincipal(ctx context.Context, subject string) (PrincipalResult, error) {
-	groups, known, err := a.Store.PrincipalGroups(ctx, subject)
-	return PrincipalResult{Groups: groups, Known: known}, err
+	p, known, err := a.Store.PrincipalOf(ctx, subject)
+	return PrincipalResult{Groups: p.Groups, Roles: p.Roles, Teams: p.Teams, Known: known}, err
 }

@@ -197,6 +197,44 @@ func TestVotesCannotBeForgedThroughAnUpdate(t *testing.T) {
 	s.saveHistory(id, "votes_via_update")
 }
 
+// Controls sent with the temporal CLI need the role the API would ask
+// for: a viewer's and another team's deployer's abort are refused (Update)
+// or ignored (Signal); the owning team's deployer's abort is taken.
+func TestControlsFromTheCLINeedARole(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	policy := quickPolicy()
+	policy.ApprovalsRequired = 1
+	c := s.seed("prod", 1, policy, "", "1.0.0") // owned by team web
+	s.issue(models.APIToken{Subject: "vic", Roles: models.NewJSON([]string{models.RoleViewer}), Teams: models.NewJSON([]string{"web"})})
+	s.issue(models.APIToken{Subject: "olga", Roles: models.NewJSON([]string{models.RoleDeployer}), Teams: models.NewJSON([]string{"mobile"})})
+	s.issue(models.APIToken{Subject: "dana", Roles: models.NewJSON([]string{models.RoleDeployer}), Teams: models.NewJSON([]string{"web"})})
+
+	id := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
+	s.waitStatus(id, 30*time.Second, models.StatusAwaitingApproval)
+	for who, want := range map[string]string{
+		"vic":   "vic may not control deployment " + id + ": that needs a release_manager, or a deployer of team", // "web" (the CLI escapes quotes)
+		"olga":  "teams: mobile",
+		"ghost": "no live API token names ghost",
+	} {
+		out, err := updateCLI(t, id, "abort", fmt.Sprintf(`{"by":%q,"reason":"from the CLI"}`, who))
+		require.Error(t, err, "%s's abort was taken: %s", who, out)
+		require.Contains(t, out, want)
+	}
+	signalCLI(t, id, "abort", `{"by":"olga","reason":"by signal"}`)
+	require.EventuallyWithT(t, func(c *assertCollect) {
+		if !strings.Contains(strings.Join(s.events(id), "\n"), `abort signal from "olga" ignored: olga may not control deployment`) {
+			c.Errorf("the signal is not recorded as ignored yet")
+		}
+	}, 20*time.Second, 200*time.Millisecond)
+	require.Equal(t, string(models.StatusAwaitingApproval), s.must(200, "GET", "/api/v1/deployments/"+id, nil).str("deployment", "status"))
+
+	out, err := updateCLI(t, id, "abort", `{"by":"dana","reason":"wrong build"}`)
+	require.NoError(t, err, out)
+	d := s.waitStatus(id, 30*time.Second, models.StatusCancelled)
+	require.Contains(t, d.str("deployment", "outcome"), "abort requested by dana: wrong build")
+	s.saveHistory(id, "controls_need_a_role")
+}
+
 // The audit log names the person, the path, and the deployment.
 func TestAuditNamesThePerson(t *testing.T) {
 	s := newStack(t, stackOptions{})

@@ -224,7 +224,10 @@ type TargetState struct {
 // Plan is what the planning step decided: the waves, the risk and the checks
 // it made. It is persisted and shown on GET.
 type Plan struct {
-	Application     string            `json:"application"`
+	Application string `json:"application"`
+	// OwnerTeam owns the application: its deployers may pause, resume,
+	// abort and roll back the deployment.
+	OwnerTeam       string            `json:"owner_team,omitempty"`
 	Environment     string            `json:"environment"`
 	ReleaseVersion  string            `json:"release_version"`
 	Scenario        string            `json:"scenario"`

@@ -507,27 +507,40 @@ func (s *Store) ListIncidents(ctx context.Context, deploymentID string) ([]model
 
 // PrincipalGroups returns the groups of a subject: the union over its live tokens.
 func (s *Store) PrincipalGroups(ctx context.Context, subject string) ([]string, bool, error) {
+	p, known, err := s.PrincipalOf(ctx, subject)
+	return p.Groups, known, err
+}
+
+// PrincipalOf returns who a subject is by its live tokens: the union of
+// their groups, roles and teams. known is false when it has none.
+func (s *Store) PrincipalOf(ctx context.Context, subject string) (models.Principal, bool, error) {
 	var toks []models.APIToken
 	if err := s.db.WithContext(ctx).Where("subject = ? AND revoked_at IS NULL", subject).Find(&toks).Error; err != nil {
-		return nil, false, fmt.Errorf("look up groups of %s: %w", subject, err)
+		return models.Principal{}, false, fmt.Errorf("look up the tokens of %s: %w", subject, err)
 	}
-	set := map[string]bool{}
+	groups, roles, teams := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	live := 0
 	for _, t := range toks {
 		if t.ExpiresAt != nil && time.Now().After(*t.ExpiresAt) {
 			continue
 		}
 		live++
-		for _, g := range t.Groups.V {
-			set[g] = true
+		p := t.Principal()
+		for set, names := range map[*map[string]bool][]string{&groups: p.Groups, &roles: p.Roles, &teams: p.Teams} {
+			for _, n := range names {
+				(*set)[n] = true
+			}
 		}
 	}
-	groups := make([]string, 0, len(set))
-	for g := range set {
-		groups = append(groups, g)
+	sorted := func(set map[string]bool) []string {
+		out := make([]string, 0, len(set))
+		for n := range set {
+			out = append(out, n)
+		}
+		sort.Strings(out)
+		return out
 	}
-	sort.Strings(groups)
-	return groups, live > 0, nil
+	return models.Principal{Subject: subject, Groups: sorted(groups), Roles: sorted(roles), Teams: sorted(teams)}, live > 0, nil
 }
 
 // SimulatedVersion returns what runs on a simulated target.

@@ -172,6 +172,11 @@ func (d *deployment) setup(ctx workflow.Context) error {
 		err := workflow.SetUpdateHandlerWithOptions(ctx, name,
 			func(ctx workflow.Context, c models.ControlInput) (models.ControlResult, error) {
 				via := d.requestVia(ctx, name, c.By, nil, c.Reason, c.Proof)
+				if via != models.ViaAPI {
+					if err := d.mayControl(ctx, c.By); err != nil {
+						return models.ControlResult{}, err
+					}
+				}
 				d.answerFirst()
 				return d.control(name, c, via), nil
 			},

@@ -85,7 +85,7 @@ func (s *deploymentSuite) SetupTest() {
 		ValidationChecks:  []models.CheckSpec{{Name: "smoke", Type: "simulated"}},
 		ObservationProbes: []models.ProbeSpec{{Name: "errors", Type: "simulated", Interval: models.Duration(time.Minute)}}}
 	policy.Normalize()
-	s.plan = models.Plan{Application: "shop", Environment: "prod", ReleaseVersion: "2.0.0", Scenario: models.ScenarioUpgrade,
+	s.plan = models.Plan{Application: "shop", OwnerTeam: "web", Environment: "prod", ReleaseVersion: "2.0.0", Scenario: models.ScenarioUpgrade,
 		Strategy: models.Strategy{Kind: models.StrategyRolling, Batch: 2, MaxParallel: 10}, Policy: policy,
 		Waves: [][]models.PlanTarget{{target("a"), target("b")}, {target("c"), target("d")}}}
 	s.policy = policy
@@ -115,8 +115,10 @@ func (s *deploymentSuite) SetupTest() {
 		return activities.ExitResult{Met: true}, nil
 	}
 	s.lookupFn = func(subject string) (activities.PrincipalResult, error) {
-		groups := map[string][]string{"rita": {"release-managers"}, "rob": {"release-managers"}, "dave": {"developers"}}[subject]
-		return activities.PrincipalResult{Groups: groups, Known: groups != nil}, nil
+		groups := map[string][]string{"rita": {"release-managers"}, "rob": {"release-managers"}, "dave": {"developers"}, "vic": {}}[subject]
+		roles := map[string][]string{"rita": {models.RoleReleaseManager}, "rob": {models.RoleReleaseManager},
+			"dave": {models.RoleDeployer}, "vic": {models.RoleViewer}}[subject]
+		return activities.PrincipalResult{Groups: groups, Roles: roles, Teams: []string{"web"}, Known: groups != nil}, nil
 	}
 }
 
@@ -492,6 +494,36 @@ func (s *deploymentSuite) TestAbortWhileAwaitingApprovalCancels() {
 	s.Equal(models.StatusCancelled, res.Status)
 	s.Contains(res.Outcome, "abort requested by dave: wrong release")
 	s.Empty(s.deployed)
+}
+
+// A control that the API did not sign needs the same role as through the
+// API: a viewer, another team's deployer and a subject without a token are
+// refused, by Update and by Signal; the owning team's deployer is not.
+func (s *deploymentSuite) TestControlsOutsideTheAPINeedARole() {
+	s.plan.Policy.ApprovalsRequired = 1
+	s.lookupFn = func(subject string) (activities.PrincipalResult, error) {
+		return map[string]activities.PrincipalResult{
+			"vic":  {Roles: []string{models.RoleViewer}, Known: true},
+			"olga": {Roles: []string{models.RoleDeployer}, Teams: []string{"mobile"}, Known: true},
+			"dave": {Roles: []string{models.RoleDeployer}, Teams: []string{"web"}, Known: true},
+		}[subject], nil
+	}
+	viewer := s.update(time.Minute, models.UpdateAbort, models.ControlInput{By: "vic", Reason: "x"})
+	otherTeam := s.update(2*time.Minute, models.UpdateAbort, models.ControlInput{By: "olga", Reason: "x"})
+	ghost := s.update(3*time.Minute, models.UpdateAbort, models.ControlInput{By: "ghost", Reason: "x"})
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(models.UpdateAbort, models.ControlInput{By: "olga", Reason: "by signal"})
+	}, 4*time.Minute)
+	owner := s.update(5*time.Minute, models.UpdateAbort, models.ControlInput{By: "dave", Reason: "wrong release"})
+	res := s.run(input())
+	s.requireRefused(viewer, models.ErrTypeForbidden, `vic may not control deployment dep_1: that needs a release_manager, or a deployer of team "web"`)
+	s.requireRefused(otherTeam, models.ErrTypeForbidden, "teams: mobile")
+	s.requireRefused(ghost, models.ErrTypeForbidden, "no live API token names ghost")
+	s.Require().NoError(owner.err)
+	s.Equal(models.StatusCancelled, res.Status)
+	s.Contains(res.Outcome, "abort requested by dave: wrong release")
+	ignored := strings.Join(s.timeline(models.EventSignalIgnored), "\n")
+	s.Contains(ignored, `abort signal from "olga" ignored: olga may not control deployment dep_1`)
 }
 
 func (s *deploymentSuite) TestWaitsForTheLaneThenPlansAgain() {

@@ -158,6 +158,41 @@ func (d *deployment) lookupGroups(ctx workflow.Context, subject string) ([]strin
 	return p.Groups, nil
 }
 
+// versionControlRoles is when controls that the API did not sign (Signals,
+// and Updates from the temporal CLI) began to need a role: before it they
+// were taken from anyone.
+const versionControlRoles = "control-roles"
+
+// mayControl refuses a pause, resume, abort or rollback that did not come
+// through the API (which checks roles itself) unless its subject's live
+// tokens make it a release_manager or admin, or a deployer of the team
+// that owns the application: the same rule as the API's.
+func (d *deployment) mayControl(ctx workflow.Context, subject string) error {
+	if workflow.GetVersion(ctx, versionControlRoles, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return nil
+	}
+	var p activities.PrincipalResult
+	if err := workflow.ExecuteLocalActivity(lookupCtx(ctx), a.LookupPrincipal, subject).Get(ctx, &p); err != nil {
+		return refusal(models.ErrTypeConflict, "the roles of %s could not be looked up (%s): try again later", subject, rootMessage(err))
+	}
+	who := models.Principal{Subject: subject, Roles: p.Roles, Teams: p.Teams}
+	switch {
+	case !p.Known:
+		return refusal(models.ErrTypeForbidden, "no live API token names %s: send controls through Transit's API, or as a subject that has a token", subject)
+	case who.HasRole(models.RoleReleaseManager), who.HasRole(models.RoleDeployer) && who.InTeam(d.Plan.OwnerTeam):
+		return nil
+	}
+	return refusal(models.ErrTypeForbidden, "%s may not control deployment %s: that needs a release_manager, or a deployer of team %q, which owns %s (its roles: %s; teams: %s)",
+		subject, d.in.DeploymentID, d.Plan.OwnerTeam, d.Plan.Application, listOrNone(p.Roles), listOrNone(p.Teams))
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
 // applyVote counts a vote that passed every check, and records it.
 func (d *deployment) applyVote(decision string, v models.VoteInput, via models.Via) models.VoteResult {
 	ap := models.Approval{DeploymentID: d.in.DeploymentID, Approver: v.Approver, Decision: decision,
@@ -313,6 +348,10 @@ func (d *deployment) handleSignal(s signal) {
 			return
 		}
 		if err := d.checkControl(s.Name, c); err != nil {
+			d.ignored(s.Name, c.By, rootMessage(err))
+			return
+		}
+		if err := d.mayControl(d.safe, c.By); err != nil {
 			d.ignored(s.Name, c.By, rootMessage(err))
 			return
 		}
