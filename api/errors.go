@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/transit-hq/transit/identity"
 	"github.com/transit-hq/transit/models"
 	"github.com/transit-hq/transit/store"
 )
@@ -80,6 +81,10 @@ func (h *Handler) fail(c *gin.Context, err error) {
 	case errors.Is(err, models.ErrUnauthenticated):
 		status, body.Code = http.StatusUnauthorized, CodeUnauthenticated
 		c.Header("WWW-Authenticate", `Bearer realm="transit"`)
+	case errors.Is(err, identity.ErrIssuerUnavailable):
+		status, body.Code = http.StatusServiceUnavailable, CodeUnavailable
+		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds))
+		h.log.WarnContext(c.Request.Context(), "OIDC issuer unavailable", "err", err, "request_id", body.RequestID)
 	case store.Unavailable(err):
 		// An outage, not a bug: say so, and when to try again.
 		status, body.Code = http.StatusServiceUnavailable, CodeUnavailable

@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/transit-hq/transit/identity"
 	"github.com/transit-hq/transit/models"
 	"github.com/transit-hq/transit/store"
 )
@@ -41,6 +42,7 @@ type Handler struct {
 	metrics   *metrics
 	voteKey   []byte
 	auditKey  *models.AuditKey
+	oidc      *identity.Verifier
 }
 
 // Options configures the API.
@@ -60,13 +62,16 @@ type Options struct {
 	VoteKey []byte
 	// AuditKey signs audit heads (GET /audit/head); nil: no heads.
 	AuditKey *models.AuditKey
+	// OIDC, when set, accepts bearer JWTs from its issuer as well as
+	// Transit's own tokens.
+	OIDC *identity.Verifier
 }
 
 // NewRouter builds the HTTP handler of the whole API.
 func NewRouter(opt Options) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	h := &Handler{store: opt.Store, temporal: opt.Temporal, log: opt.Logger,
-		taskQueue: opt.TaskQueue, namespace: opt.Namespace, uiURL: opt.TemporalUIURL, voteKey: opt.VoteKey, auditKey: opt.AuditKey}
+		taskQueue: opt.TaskQueue, namespace: opt.Namespace, uiURL: opt.TemporalUIURL, voteKey: opt.VoteKey, auditKey: opt.AuditKey, oidc: opt.OIDC}
 	if h.taskQueue == "" {
 		h.taskQueue = models.DefaultTaskQueue
 	}
@@ -226,7 +231,23 @@ func (h *Handler) authenticate(c *gin.Context) {
 		c.Header("WWW-Authenticate", `Bearer realm="transit"`)
 		return
 	}
-	tok, err := h.store.Authenticate(c.Request.Context(), strings.TrimSpace(secret))
+	secret = strings.TrimSpace(secret)
+	if identity.LooksLikeJWT(secret) {
+		if h.oidc == nil {
+			h.fail(c, &apiError{status: http.StatusUnauthorized, code: CodeUnauthenticated,
+				message: "this is a JWT, but OIDC sign-in is not configured here (TRANSIT_OIDC_ISSUER, TRANSIT_OIDC_AUDIENCE): use a Transit API token"})
+			return
+		}
+		p, err := h.oidc.Principal(c.Request.Context(), secret)
+		if err != nil {
+			h.fail(c, err)
+			return
+		}
+		c.Set(ctxPrincipal, p)
+		c.Next()
+		return
+	}
+	tok, err := h.store.Authenticate(c.Request.Context(), secret)
 	if err != nil {
 		h.fail(c, err)
 		return

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/transit-hq/transit/identity"
 	"github.com/transit-hq/transit/models"
 )
 
@@ -77,6 +78,9 @@ type Config struct {
 	TargetsPerRun int
 	// WorkflowCache and MaxActivities size a worker (see their defaults).
 	WorkflowCache, MaxActivities int
+	// OIDC configures sign-in with an identity provider's JWTs (the
+	// TRANSIT_OIDC_* variables); a zero Issuer means off.
+	OIDC identity.Config
 	// AuditKey signs audit heads: the key file that TRANSIT_AUDIT_KEY
 	// names, kept outside the database; nil when unset.
 	AuditKey *models.AuditKey
@@ -140,6 +144,11 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		c.VoteKey = key
 	}
+	oidc, err := identity.ConfigFromEnv(getenv)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	c.OIDC = oidc
 	if v := get(EnvAuditKey, ""); v != "" {
 		key, err := models.ReadAuditKey(v, false)
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/transit-hq/transit/config"
+	"github.com/transit-hq/transit/identity"
 )
 
 // knownEnv is every variable config.Load reads. config exports no list, so
@@ -48,6 +49,13 @@ var knownEnv = []string{
 	config.EnvWorkflowCache,
 	config.EnvMaxActivities,
 	config.EnvAuditKey,
+	identity.EnvIssuer,
+	identity.EnvAudience,
+	identity.EnvSubjectClaim,
+	identity.EnvGroupsClaim,
+	identity.EnvTeamsClaim,
+	identity.EnvRolesClaim,
+	identity.EnvGroupMap,
 }
 
 // searchAttributes are the Keyword search attributes Transit's workflows set.

@@ -32,6 +32,7 @@ import (
 	"github.com/transit-hq/transit/api"
 	"github.com/transit-hq/transit/drivers"
 	"github.com/transit-hq/transit/internal/testenv"
+	"github.com/transit-hq/transit/identity"
 	"github.com/transit-hq/transit/models"
 	"github.com/transit-hq/transit/store"
 	transitworker "github.com/transit-hq/transit/worker"
@@ -92,6 +93,8 @@ type stackOptions struct {
 	// serial keeps the test from running alongside others (it changes the
 	// process's environment).
 	serial bool
+	// oidc accepts the JWTs of an issuer as well as API tokens.
+	oidc *identity.Config
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -157,8 +160,12 @@ func newStack(t testing.TB, opt stackOptions) *stack {
 	auditKey, err := models.ReadAuditKey(filepath.Join(t.TempDir(), "audit.key"), true)
 	require.NoError(t, err)
 	s.auditKey = auditKey
+	var oidc *identity.Verifier
+	if opt.oidc != nil {
+		oidc = identity.NewVerifier(*opt.oidc)
+	}
 	srv := httptest.NewServer(api.NewRouter(api.Options{Store: st, Temporal: s.temporal, Logger: logger, VoteKey: voteKey,
-		AuditKey: auditKey, TaskQueue: s.taskQueue, Namespace: "default", TemporalUIURL: "http://localhost:8233"}))
+		AuditKey: auditKey, OIDC: oidc, TaskQueue: s.taskQueue, Namespace: "default", TemporalUIURL: "http://localhost:8233"}))
 	t.Cleanup(srv.Close)
 	s.baseURL = srv.URL
 	s.admin = s.issueToken("admin", models.GroupAdmin)

@@ -212,6 +212,19 @@ func TestDevDemoEndToEnd(t *testing.T) {
 	require.Len(t, apps, 1)
 	require.Len(t, s.must(200, "GET", "/api/v1/environments?application_id=storefront", nil).items(), 3)
 
+	// The demo's deployer is printed too: it may deploy storefront, whose
+	// team it is in, but not set environments; the audit key was made.
+	deployer, err := os.ReadFile(filepath.Join(dir, "deployer.token"))
+	require.NoError(t, err)
+	require.Contains(t, p.output(), strings.TrimSpace(string(deployer)), "the demo deployer's token is printed")
+	who := s.call("GET", "/api/v1/whoami", strings.TrimSpace(string(deployer)), nil)
+	require.Equal(t, `["deployer"]`, who.str("roles"), who.Raw)
+	require.Equal(t, `["web"]`, who.str("teams"))
+	require.Equal(t, 403, s.call("POST", "/api/v1/environments", strings.TrimSpace(string(deployer)),
+		map[string]any{"application_id": "storefront", "name": "qa"}).Status)
+	require.FileExists(t, filepath.Join(dir, "audit.key"))
+	require.NotEmpty(t, s.must(200, "GET", "/api/v1/audit/head", nil).str("signature"))
+
 	// One more command deploys the demo: the CLI, following it to the end.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/transit-hq/transit/api"
 	"github.com/transit-hq/transit/config"
+	"github.com/transit-hq/transit/identity"
 	"github.com/transit-hq/transit/models"
 	"github.com/transit-hq/transit/store"
 	transitworker "github.com/transit-hq/transit/worker"
@@ -168,7 +169,12 @@ func workerOptions(cfg config.Config, st *store.Store, logger *slog.Logger) tran
 }
 
 func apiOptions(cfg config.Config, st *store.Store, tc client.Client, logger *slog.Logger) api.Options {
-	return api.Options{Store: st, Temporal: tc, Logger: logger, TaskQueue: cfg.TaskQueue, VoteKey: cfg.VoteKey, AuditKey: cfg.AuditKey,
+	var oidc *identity.Verifier
+	if cfg.OIDC.Issuer != "" {
+		oidc = identity.NewVerifier(cfg.OIDC)
+		logger.Info("OIDC sign-in on", "issuer", cfg.OIDC.Issuer, "audience", cfg.OIDC.Audience)
+	}
+	return api.Options{OIDC: oidc, Store: st, Temporal: tc, Logger: logger, TaskQueue: cfg.TaskQueue, VoteKey: cfg.VoteKey, AuditKey: cfg.AuditKey,
 		Namespace: cfg.TemporalNamespace, TemporalUIURL: cfg.TemporalUIURL}
 }
 
