@@ -85,6 +85,7 @@ var rules = []rule{
 	{Method: "POST", Path: "/api/v1/deployments/:id/abort", Roles: managers, TeamRoles: deployers, Scope: scopeDeployment},
 	{Method: "POST", Path: "/api/v1/deployments/:id/rollback", Roles: managers, TeamRoles: deployers, Scope: scopeDeployment},
 	{Method: "POST", Path: "/api/v1/deployments/:id/incidents", Roles: managers, TeamRoles: deployers, Scope: scopeDeployment},
+	{Method: "POST", Path: "/api/v1/deployments/:id/incidents/:incident/resolve", Roles: managers, TeamRoles: deployers, Scope: scopeDeployment},
 
 	{Method: "GET", Path: "/api/v1/audit", Roles: auditReaders},
 	{Method: "GET", Path: "/api/v1/audit/verify", Roles: auditReaders},

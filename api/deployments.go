@@ -542,6 +542,23 @@ func (h *Handler) createIncident(c *gin.Context) {
 	reply(h, c, http.StatusCreated, inc, h.store.CreateIncident(c, actor(c), inc))
 }
 
+// ResolveIncidentRequest is the body of POST /deployments/{id}/incidents/{incident}/resolve.
+type ResolveIncidentRequest struct {
+	Comment string `json:"comment"`
+}
+
+func (h *Handler) resolveIncident(c *gin.Context) {
+	var req ResolveIncidentRequest
+	if c.Request.ContentLength != 0 {
+		if err := bind(c, &req); err != nil {
+			h.fail(c, err)
+			return
+		}
+	}
+	inc, err := h.store.ResolveIncident(c, actor(c), c.Param("id"), c.Param("incident"), strings.TrimSpace(req.Comment))
+	reply(h, c, http.StatusOK, inc, err)
+}
+
 func (h *Handler) listIncidents(c *gin.Context) {
 	if _, err := h.store.GetDeployment(c, c.Param("id")); err != nil {
 		h.fail(c, err)

@@ -125,6 +125,7 @@ func NewRouter(opt Options) http.Handler {
 	v1.POST("/deployments/:id/rollback", h.control(models.UpdateRollback))
 	v1.POST("/deployments/:id/incidents", h.createIncident)
 	v1.GET("/deployments/:id/incidents", h.listIncidents)
+	v1.POST("/deployments/:id/incidents/:incident/resolve", h.resolveIncident)
 
 	v1.GET("/audit", h.listAudit)
 	v1.GET("/audit/verify", h.verifyAudit)

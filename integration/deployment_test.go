@@ -375,3 +375,30 @@ func TestTerminatedWorkflowDoesNotBlockTheLane(t *testing.T) {
 	s.waitStatus(next, 30*time.Second, models.StatusAwaitingApproval)
 	require.Less(t, time.Since(terminated), 10*time.Second, "the next one did not wait for its re-check")
 }
+
+// An incident resolved before early life support ends no longer holds back
+// the handover; the timeline and the audit log say who resolved it.
+func TestResolvedIncidentLetsTheHandoverGoOn(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	policy := quickPolicy()
+	policy.PointOfNoReturn, policy.EarlyLifeSupport = models.Duration(time.Second), models.Duration(6*time.Second)
+	c := s.seed("prod", 1, policy, "", "1.0.0")
+	id := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
+	s.waitStatus(id, 30*time.Second, models.StatusEarlyLifeSupport)
+	require.EventuallyWithT(t, func(c *assertCollect) {
+		if s.must(200, "GET", "/api/v1/deployments/"+id, nil).get("live", "past_point_of_no_return") != true {
+			c.Errorf("not past the point of no return yet")
+		}
+	}, 30*time.Second, 200*time.Millisecond)
+	inc := s.must(201, "POST", "/api/v1/deployments/"+id+"/incidents", map[string]any{"severity": "high", "title": "slow checkout"}).str("id")
+	r := s.must(200, "POST", "/api/v1/deployments/"+id+"/incidents/"+inc+"/resolve", map[string]any{"comment": "cache warmed"})
+	require.Equal(t, models.IncidentResolved, r.str("status"))
+	require.NotEmpty(t, r.str("resolved_at"))
+	require.Equal(t, 200, s.call("POST", "/api/v1/deployments/"+id+"/incidents/"+inc+"/resolve", s.admin, nil).Status, "again: no change")
+	require.Equal(t, 404, s.call("POST", "/api/v1/deployments/"+id+"/incidents/inc_nope/resolve", s.admin, nil).Status)
+
+	d := s.waitStatus(id, time.Minute, models.StatusCompleted, models.StatusCompletedWithIssues)
+	require.Equal(t, string(models.StatusCompleted), d.str("deployment", "status"), d.str("deployment", "outcome"))
+	require.Contains(t, strings.Join(s.events(id), "\n"), "high incident resolved by admin: slow checkout (cache warmed)")
+	require.Len(t, s.must(200, "GET", "/api/v1/audit?resource_type=incident&action=update", nil).items(), 1, "resolved once, audited once")
+}

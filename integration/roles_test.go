@@ -123,6 +123,8 @@ func TestEveryRouteForEveryRole(t *testing.T) {
 	cases = append(cases,
 		tc{"POST /api/v1/deployments/:id/incidents", "/api/v1/deployments/" + alpha.deployment + "/incidents", map[string]any{"severity": "nope"}, ownTeam, 422},
 		tc{"POST /api/v1/deployments/:id/incidents", "/api/v1/deployments/" + beta.deployment + "/incidents", map[string]any{"severity": "nope"}, managers, 422},
+		tc{"POST /api/v1/deployments/:id/incidents/:incident/resolve", "/api/v1/deployments/" + alpha.deployment + "/incidents/inc_missing/resolve", nil, ownTeam, 404},
+		tc{"POST /api/v1/deployments/:id/incidents/:incident/resolve", "/api/v1/deployments/" + beta.deployment + "/incidents/inc_missing/resolve", nil, managers, 404},
 
 		tc{"GET /api/v1/audit", "/api/v1/audit", nil, audit, 200},
 		tc{"GET /api/v1/audit/verify", "/api/v1/audit/verify", nil, audit, 200},

@@ -12,8 +12,8 @@ const (
 	// RoleViewer reads everything except tokens.
 	RoleViewer = "viewer"
 	// RoleDeployer submits deployments of applications its teams own, and
-	// pauses, resumes, aborts and rolls them back, and reports incidents
-	// on them.
+	// pauses, resumes, aborts and rolls them back, and reports and resolves
+	// incidents on them.
 	RoleDeployer = "deployer"
 	// RoleReleaseManager may do what a deployer may, for every
 	// application, and creates and updates applications and releases.
