@@ -118,14 +118,15 @@ func (h *Handler) createDeployment(c *gin.Context) {
 		}
 	}
 	in.DeploymentID, in.RequestedBy = d.ID, d.RequestedBy
+	in.Link = h.publicURL + "/api/v1/deployments/" + d.ID
 	opts := client.StartWorkflowOptions{
 		ID:                    d.WorkflowID,
 		TaskQueue:             h.taskQueue,
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		TypedSearchAttributes: models.StartAttributes(app.Name, env.Name, rel.Version),
 		StaticSummary:         summary(d.Scenario, app.Name, rel.Version, env.Name),
-		StaticDetails: fmt.Sprintf("Deployment %s requested by %s.\n\nReason: %s\n\nTransit API: /api/v1/deployments/%s",
-			d.ID, d.RequestedBy, orNone(in.Reason), d.ID),
+		StaticDetails: fmt.Sprintf("Deployment %s requested by %s.\n\nReason: %s\n\nTransit: [%s](%s)",
+			d.ID, d.RequestedBy, orNone(in.Reason), in.Link, in.Link),
 	}
 	if err := h.start(c, opts, in); err != nil {
 		msg := "the deployment could not be started because Temporal did not answer: " + err.Error()

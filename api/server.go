@@ -39,6 +39,7 @@ type Handler struct {
 	taskQueue string
 	namespace string
 	uiURL     string
+	publicURL string
 	metrics   *metrics
 	voteKey   []byte
 	auditKey  *models.AuditKey
@@ -55,6 +56,9 @@ type Options struct {
 	// Namespace and TemporalUIURL build links into the Temporal UI.
 	Namespace     string
 	TemporalUIURL string
+	// PublicURL is where people reach this API, for absolute links in the
+	// Temporal UI (default http://localhost:8080).
+	PublicURL string
 	// VoteKey signs the votes and controls the API sends to a deployment's
 	// workflow, so that the worker knows the API authenticated them (the
 	// worker holds the same key). Without it the worker looks every
@@ -71,9 +75,12 @@ type Options struct {
 func NewRouter(opt Options) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	h := &Handler{store: opt.Store, temporal: opt.Temporal, log: opt.Logger,
-		taskQueue: opt.TaskQueue, namespace: opt.Namespace, uiURL: opt.TemporalUIURL, voteKey: opt.VoteKey, auditKey: opt.AuditKey, oidc: opt.OIDC}
+		taskQueue: opt.TaskQueue, namespace: opt.Namespace, uiURL: opt.TemporalUIURL, publicURL: strings.TrimRight(opt.PublicURL, "/"), voteKey: opt.VoteKey, auditKey: opt.AuditKey, oidc: opt.OIDC}
 	if h.taskQueue == "" {
 		h.taskQueue = models.DefaultTaskQueue
+	}
+	if h.publicURL == "" {
+		h.publicURL = "http://localhost:8080"
 	}
 	if h.namespace == "" {
 		h.namespace = "default"

@@ -38,6 +38,7 @@ const (
 	EnvWorkflowCache     = "TRANSIT_WORKFLOW_CACHE_SIZE"
 	EnvMaxActivities     = "TRANSIT_MAX_CONCURRENT_ACTIVITIES"
 	EnvAuditKey          = "TRANSIT_AUDIT_KEY"
+	EnvPublicURL         = "TRANSIT_PUBLIC_URL"
 )
 
 // Defaults.
@@ -47,6 +48,7 @@ const (
 	DefaultTemporalUIURL     = "http://localhost:8233"
 	DefaultTaskQueue         = models.DefaultTaskQueue
 	DefaultHTTPAddr          = ":8080"
+	DefaultPublicURL         = "http://localhost:8080"
 	DefaultStoreOutage       = 10 * time.Minute
 	// DefaultWorkflowCache is how many deployments a worker keeps in memory
 	// between their workflow tasks (about 21 KiB each while one awaits
@@ -65,6 +67,9 @@ type Config struct {
 	TemporalNamespace string
 	TemporalTLS       TLS
 	TemporalUIURL     string
+	// PublicURL is where people reach Transit's API: the links to a
+	// deployment shown in the Temporal UI are absolute, under it.
+	PublicURL string
 	TaskQueue         string
 	HTTPAddr          string
 	LogLevel          slog.Level
@@ -110,6 +115,7 @@ func Load(getenv func(string) string) (Config, error) {
 		TemporalAddress:   get(EnvTemporalAddress, DefaultTemporalAddress),
 		TemporalNamespace: get(EnvTemporalNamespace, DefaultTemporalNamespace),
 		TemporalUIURL:     strings.TrimRight(get(EnvTemporalUIURL, DefaultTemporalUIURL), "/"),
+		PublicURL:         strings.TrimRight(get(EnvPublicURL, DefaultPublicURL), "/"),
 		TaskQueue:         get(EnvTaskQueue, DefaultTaskQueue),
 		HTTPAddr:          get(EnvHTTPAddr, DefaultHTTPAddr),
 		LogFormat:         get(EnvLogFormat, "text"),

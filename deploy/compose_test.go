@@ -49,6 +49,7 @@ var knownEnv = []string{
 	config.EnvWorkflowCache,
 	config.EnvMaxActivities,
 	config.EnvAuditKey,
+	config.EnvPublicURL,
 	identity.EnvIssuer,
 	identity.EnvAudience,
 	identity.EnvSubjectClaim,

@@ -333,6 +333,9 @@ type DeploymentInput struct {
 	RetainData    bool       `json:"retain_data"`
 	Reason        string     `json:"reason"`
 	RequestedBy   string     `json:"requested_by"`
+	// Link is the deployment's page for people (an absolute URL), shown in
+	// the Temporal UI's details.
+	Link string `json:"link,omitempty"`
 }
 
 // DeploymentResult is how the workflow ended.

@@ -251,7 +251,7 @@ func (d *deployment) run() (models.DeploymentResult, error) {
 // final status and why.
 func (d *deployment) planStep() (models.Status, string) {
 	var pr activities.PlanResult
-	f := workflow.ExecuteActivity(planCtx(d.work), a.Plan, d.in)
+	f := workflow.ExecuteActivity(planCtx(d.work, "plan: ask each target what runs there, group them in waves, score the risk"), a.Plan, d.in)
 	d.await(f.IsReady)
 	if err := f.Get(d.safe, &pr); err != nil {
 		var appErr *temporal.ApplicationError
@@ -332,7 +332,7 @@ func (d *deployment) awaitLane() bool {
 	for {
 		d.laneFree = false // before asking, so that a signal sent meanwhile is not lost
 		var ahead []string
-		f := workflow.ExecuteLocalActivity(bookkeepingCtx(d.safe), a.LaneAhead, in)
+		f := workflow.ExecuteLocalActivity(bookkeepingCtx(d.safe, "look up the deployments ahead in the lane"), a.LaneAhead, in)
 		d.await(f.IsReady)
 		if err := f.Get(d.safe, &ahead); err != nil {
 			d.requestStop(stopRequest{Kind: models.StopFailure, Reason: "could not look up the deployments ahead: " + rootMessage(err)})
@@ -379,7 +379,7 @@ func (d *deployment) gate() bool {
 		}
 		d.policyChanged = false
 		var g activities.GateResult
-		f := workflow.ExecuteLocalActivity(bookkeepingCtx(d.safe), a.Gate, in)
+		f := workflow.ExecuteLocalActivity(bookkeepingCtx(d.safe, "check the change windows and freezes of "+d.Plan.Environment), a.Gate, in)
 		d.await(f.IsReady)
 		if err := f.Get(d.safe, &g); err != nil {
 			g.Hold = &models.Hold{Kind: models.HoldWindow, Reason: "the environment's windows and freezes could not be read: " + rootMessage(err)}
@@ -454,6 +454,7 @@ func (d *deployment) setHold(h *models.Hold) {
 		return
 	}
 	d.Hold = h
+	d.showDetails()
 	msg := "no longer held"
 	if h != nil {
 		msg = "held: " + h.Reason

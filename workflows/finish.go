@@ -110,7 +110,7 @@ func (d *deployment) finish(status models.Status, outcome string) (models.Deploy
 // looks again on its own).
 func (d *deployment) wakeLane() {
 	var next []string
-	err := workflow.ExecuteLocalActivity(bookkeepingCtx(d.safe), a.WakeLane, activities.LaneInput{
+	err := workflow.ExecuteLocalActivity(bookkeepingCtx(d.safe, "wake the next deployment in the lane"), a.WakeLane, activities.LaneInput{
 		DeploymentID: d.in.DeploymentID, ApplicationID: d.in.ApplicationID, EnvironmentID: d.in.EnvironmentID}).Get(d.safe, &next)
 	if err != nil {
 		return
@@ -121,7 +121,7 @@ func (d *deployment) wakeLane() {
 	}
 	tctx, cancel := workflow.WithCancel(d.safe)
 	defer cancel()
-	bound := workflow.NewTimer(tctx, 30*time.Second)
+	bound := workflow.NewTimerWithOptions(tctx, 30*time.Second, workflow.TimerOptions{Summary: "give the lane signals 30s"})
 	_ = workflow.Await(d.safe, func() bool {
 		if bound.IsReady() {
 			return true

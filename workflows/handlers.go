@@ -30,7 +30,7 @@ func (d *deployment) proven(ctx workflow.Context, name, subject string, groups [
 // it is recorded once (SideEffect) and replays the same whatever the key.
 func (d *deployment) requestVia(ctx workflow.Context, name, subject string, groups []string, text string, p models.Proof) models.Via {
 	var via models.Via
-	_ = workflow.SideEffect(ctx, func(ctx workflow.Context) any {
+	_ = workflow.SideEffectWithOptions(ctx, workflow.SideEffectOptions{Summary: "did " + name + " by " + models.Cut(subject, 100) + " come through the API?"}, func(ctx workflow.Context) any {
 		if d.proven(ctx, name, subject, groups, text, p) {
 			return models.ViaAPI
 		}
@@ -149,7 +149,7 @@ func (d *deployment) afterAnswer(ctx workflow.Context) {
 // a subject without one is refused.
 func (d *deployment) lookupGroups(ctx workflow.Context, subject string) ([]string, error) {
 	var p activities.PrincipalResult
-	if err := workflow.ExecuteLocalActivity(lookupCtx(ctx), a.LookupPrincipal, subject).Get(ctx, &p); err != nil {
+	if err := workflow.ExecuteLocalActivity(lookupCtx(ctx, subject), a.LookupPrincipal, subject).Get(ctx, &p); err != nil {
 		return nil, refusal(models.ErrTypeConflict, "the groups of %s could not be looked up (%s): vote again later", subject, rootMessage(err))
 	}
 	if !p.Known {
@@ -172,7 +172,7 @@ func (d *deployment) mayControl(ctx workflow.Context, subject string) error {
 		return nil
 	}
 	var p activities.PrincipalResult
-	if err := workflow.ExecuteLocalActivity(lookupCtx(ctx), a.LookupPrincipal, subject).Get(ctx, &p); err != nil {
+	if err := workflow.ExecuteLocalActivity(lookupCtx(ctx, subject), a.LookupPrincipal, subject).Get(ctx, &p); err != nil {
 		return refusal(models.ErrTypeConflict, "the roles of %s could not be looked up (%s): try again later", subject, rootMessage(err))
 	}
 	who := models.Principal{Subject: subject, Roles: p.Roles, Teams: p.Teams}
@@ -211,6 +211,7 @@ func (d *deployment) applyVote(decision string, v models.VoteInput, via models.V
 	d.record(activities.RecordInput{Type: models.EventVote, Message: msg, Vote: &ap,
 		Audit: &activities.AuditRecord{Actor: ap.Approver, Action: decision, Via: via,
 			Data: map[string]any{"comment": ap.Comment, "groups": v.Groups}}})
+	d.showDetails()
 	return models.VoteResult{Status: d.Status, Approvals: d.approvedCount(), Required: d.Plan.Policy.ApprovalsRequired,
 		Decided: d.approved() || d.Rejection != nil}
 }
@@ -287,6 +288,7 @@ func (d *deployment) control(name string, c models.ControlInput, via models.Via)
 	case models.UpdateRollback:
 		d.requestStop(stopRequest{Kind: models.StopRollback, By: c.By, Reason: c.Reason})
 	}
+	d.showDetails()
 	msg := fmt.Sprintf("%s asked to %s via %s", c.By, name, via)
 	if c.Reason != "" {
 		msg += ": " + c.Reason

@@ -123,7 +123,7 @@ func (d *deployment) observe() (models.DeploymentResult, error) {
 	if obs != nil && !obs.done() && d.Stop == nil {
 		// The timer fired; the activity ends on its own at the same moment.
 		tctx2, cancel2 := workflow.WithCancel(d.safe)
-		grace := workflow.NewTimer(tctx2, time.Minute)
+		grace := workflow.NewTimerWithOptions(tctx2, time.Minute, workflow.TimerOptions{Summary: "let the last observation end (1m)"})
 		d.await(func() bool { return obs.done() || grace.IsReady() || d.Stop != nil })
 		cancel2()
 	}
@@ -186,7 +186,7 @@ func (d *deployment) observe() (models.DeploymentResult, error) {
 	}
 
 	var exit activities.ExitResult
-	f := workflow.ExecuteLocalActivity(bookkeepingCtx(d.safe), a.ExitCriteria, activities.ExitInput{DeploymentID: d.in.DeploymentID,
+	f := workflow.ExecuteLocalActivity(bookkeepingCtx(d.safe, "check the exit criteria"), a.ExitCriteria, activities.ExitInput{DeploymentID: d.in.DeploymentID,
 		Criteria: policy.ExitCriteria, ProbeRuns: counts.Runs, ProbePassed: counts.Passed, ProbeFailed: counts.Failed,
 		ProbeErrors: counts.Errors, Probes: len(policy.ObservationProbes)})
 	d.await(f.IsReady)
@@ -212,7 +212,7 @@ func (d *deployment) commit(rel activities.ReleaseRef) {
 	for i, t := range d.Live {
 		ids[i] = t.ID
 	}
-	f := workflow.ExecuteLocalActivity(bookkeepingCtx(d.safe), a.CommitLastKnownGood, activities.CommitInput{
+	f := workflow.ExecuteLocalActivity(bookkeepingCtx(d.safe, "commit "+d.Plan.ReleaseVersion+" as last known good"), a.CommitLastKnownGood, activities.CommitInput{
 		DeploymentID: d.in.DeploymentID, TargetIDs: ids, ReleaseID: rel.ID, Version: rel.Version})
 	d.await(f.IsReady)
 	if err := f.Get(d.safe, nil); err != nil {

@@ -13,8 +13,9 @@ import (
 // Transit's database (records, the lane, the gate, the commit): local, so
 // they never wait in a task queue; retried with backoff until they land
 // (the database may be restarting), except for data the database refuses.
-func bookkeepingCtx(ctx workflow.Context) workflow.Context {
+func bookkeepingCtx(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		Summary:             models.Cut(summary, 200),
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        200 * time.Millisecond,
@@ -27,8 +28,9 @@ func bookkeepingCtx(ctx workflow.Context) workflow.Context {
 
 // lookupCtx is for looking up a voter's groups: bounded, so that a database
 // outage refuses the vote with a reason instead of holding other signals.
-func lookupCtx(ctx workflow.Context) workflow.Context {
+func lookupCtx(ctx workflow.Context, subject string) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		Summary:                models.Cut("look up who "+subject+" is (live API tokens)", 200),
 		StartToCloseTimeout:    10 * time.Second,
 		ScheduleToCloseTimeout: 30 * time.Second,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, MaximumInterval: 5 * time.Second},
@@ -37,8 +39,9 @@ func lookupCtx(ctx workflow.Context) workflow.Context {
 
 // planCtx is for planning: it asks every target (8 at a time, 30 s each at
 // most), so it heartbeats.
-func planCtx(ctx workflow.Context) workflow.Context {
+func planCtx(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		Summary:             summary,
 		StartToCloseTimeout: 30 * time.Minute,
 		HeartbeatTimeout:    time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{

@@ -71,7 +71,11 @@ func (d *deployment) drainRecords(ctx workflow.Context) {
 }
 
 func (d *deployment) writeSteps(ctx workflow.Context, steps []activities.RecordInput) error {
-	err := workflow.ExecuteLocalActivity(bookkeepingCtx(ctx), a.RecordSteps,
+	summary := "record: " + steps[0].Message
+	if len(steps) > 1 {
+		summary = fmt.Sprintf("record %d steps: %s", len(steps), steps[0].Message)
+	}
+	err := workflow.ExecuteLocalActivity(bookkeepingCtx(ctx, summary), a.RecordSteps,
 		activities.StepsInput{DeploymentID: d.in.DeploymentID, Steps: steps}).Get(ctx, nil)
 	var appErr *temporal.ApplicationError
 	if err != nil && !(errors.As(err, &appErr) && appErr.Type() == models.ErrTypeBadData) {
@@ -95,6 +99,7 @@ func (d *deployment) transition(status models.Status, message string, with func(
 		panic(fmt.Sprintf("illegal transition of deployment %s from %s to %s", d.in.DeploymentID, d.Status, status))
 	}
 	d.Status = status
+	d.showDetails()
 	_ = workflow.UpsertTypedSearchAttributes(d.safe, models.KeyStage.ValueSet(string(status)))
 	in := activities.RecordInput{Status: &status, Type: models.EventStatus, Message: message}
 	if with != nil {

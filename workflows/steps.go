@@ -264,7 +264,7 @@ func (d *deployment) inChild(in StepsInput, o stepOptions, name, summary string,
 	// a reset replays its children's names as they were, and names its own
 	// anew, so that they never clash with the old run's.
 	var run string
-	_ = workflow.SideEffect(d.safe, func(ctx workflow.Context) any {
+	_ = workflow.SideEffectWithOptions(d.safe, workflow.SideEffectOptions{Summary: "name the child workflows after this run"}, func(ctx workflow.Context) any {
 		return shortRun(workflow.GetInfo(ctx).WorkflowExecution.RunID)
 	}).Get(&run)
 	ctx = workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{

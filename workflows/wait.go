@@ -18,6 +18,7 @@ import (
 // waits, so that a waiting deployment costs a single coroutine.
 func (d *deployment) await(cond func() bool) {
 	for {
+		d.showDetails()
 		_ = workflow.Await(d.safe, func() bool {
 			return cond() || d.inbox.pending() || (!d.cancelSeen && d.work.Err() != nil) || (d.rec.refused != "" && d.Stop == nil)
 		})

@@ -159,6 +159,9 @@ func runDev(ctx context.Context, args []string) error {
 `, apiURL, apiURL, cfg.TemporalUIURL, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.TaskQueue,
 		redactURL(cfg.DatabaseURL), token, filepath.Join(*dir, "admin.token"), filepath.Join(*dir, "admin.token"), demoLine, token, apiURL)
 
+	if os.Getenv(config.EnvPublicURL) == "" {
+		cfg.PublicURL = apiURL // where this one listens
+	}
 	err = serveListener(ctx, ln, logger, api.NewRouter(apiOptions(cfg, st, tc, logger)))
 	logger.Info("shutting down")
 	if temporalDied.Load() {

@@ -175,7 +175,7 @@ func apiOptions(cfg config.Config, st *store.Store, tc client.Client, logger *sl
 		logger.Info("OIDC sign-in on", "issuer", cfg.OIDC.Issuer, "audience", cfg.OIDC.Audience)
 	}
 	return api.Options{OIDC: oidc, Store: st, Temporal: tc, Logger: logger, TaskQueue: cfg.TaskQueue, VoteKey: cfg.VoteKey, AuditKey: cfg.AuditKey,
-		Namespace: cfg.TemporalNamespace, TemporalUIURL: cfg.TemporalUIURL}
+		Namespace: cfg.TemporalNamespace, TemporalUIURL: cfg.TemporalUIURL, PublicURL: cfg.PublicURL}
 }
 
 // serveHTTP serves h on cfg.HTTPAddr until ctx ends, then drains for up to 10 s.
