@@ -70,10 +70,10 @@ type Config struct {
 	// PublicURL is where people reach Transit's API: the links to a
 	// deployment shown in the Temporal UI are absolute, under it.
 	PublicURL string
-	TaskQueue         string
-	HTTPAddr          string
-	LogLevel          slog.Level
-	LogFormat         string
+	TaskQueue string
+	HTTPAddr  string
+	LogLevel  slog.Level
+	LogFormat string
 	// VoteKey is the key the API signs votes and controls with, and the
 	// worker checks them with (the same on both); nil when unset.
 	VoteKey []byte
