@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"go.temporal.io/sdk/activity"
+
 	"github.com/transit-hq/transit/drivers"
 	"github.com/transit-hq/transit/models"
 )
@@ -83,6 +85,7 @@ func (a *Activities) DeployTarget(ctx context.Context, in TargetInput) (TargetRe
 		return TargetResult{}, err
 	}
 	res, err := d.Deploy(ctx, a.request(ctx, in, t, in.previous()))
+	countStep(ctx, t.Driver, "deploy", err == nil)
 	if err != nil {
 		_ = a.mark(ctx, in, failedStatus(in), err.Error())
 		return TargetResult{}, a.driverErr(ctx, err)
@@ -123,8 +126,10 @@ func (a *Activities) RollbackTarget(ctx context.Context, in TargetInput) (Target
 	remove := in.Release.ID == "" && in.Release.Version == ""
 	if remove {
 		res, err = d.Remove(ctx, a.request(ctx, in, t, in.previous()))
+		countStep(ctx, t.Driver, "remove", err == nil)
 	} else {
 		res, err = d.Rollback(ctx, a.request(ctx, in, t, in.previous()))
+		countStep(ctx, t.Driver, "rollback", err == nil)
 	}
 	if err != nil {
 		_ = a.mark(ctx, in, models.TargetRollbackErr, err.Error())
@@ -209,6 +214,7 @@ func (a *Activities) RemoveTarget(ctx context.Context, in TargetInput) (TargetRe
 		return TargetResult{}, err
 	}
 	res, err := d.Remove(ctx, a.request(ctx, in, t, in.previous()))
+	countStep(ctx, t.Driver, "remove", err == nil)
 	if err != nil {
 		_ = a.mark(ctx, in, models.TargetFailed, err.Error())
 		return TargetResult{}, a.driverErr(ctx, err)
@@ -267,6 +273,7 @@ func (a *Activities) ValidateTarget(ctx context.Context, in ValidateInput) (Vali
 			failed = append(failed, spec.Name+": "+r.Message)
 		}
 	}
+	countStep(ctx, t.Driver, "validate", res.Passed)
 	status, msg := models.TargetValidated, models.Plural(len(in.Checks), "check")+" passed"
 	if !res.Passed {
 		status, msg = models.TargetFailed, "validation failed: "+strings.Join(failed, "; ")
@@ -347,4 +354,18 @@ func tail(s string) string {
 		return s
 	}
 	return "…" + s[len(s)-tailBytes:]
+}
+
+// countStep counts one target step for the worker's metrics
+// (models.MetricTargetSteps).
+func countStep(ctx context.Context, driver, action string, ok bool) {
+	if !activity.IsActivity(ctx) {
+		return
+	}
+	result := "ok"
+	if !ok {
+		result = "failed"
+	}
+	activity.GetMetricsHandler(ctx).WithTags(map[string]string{"driver": driver, "action": action, "result": result}).
+		Counter(models.MetricTargetSteps).Inc(1)
 }

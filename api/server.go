@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -56,6 +57,8 @@ type Options struct {
 	// Namespace and TemporalUIURL build links into the Temporal UI.
 	Namespace     string
 	TemporalUIURL string
+	// Collectors join /metrics (transit dev: the worker's).
+	Collectors []prometheus.Collector
 	// PublicURL is where people reach this API, for absolute links in the
 	// Temporal UI (default http://localhost:8080).
 	PublicURL string
@@ -85,7 +88,7 @@ func NewRouter(opt Options) http.Handler {
 	if h.namespace == "" {
 		h.namespace = "default"
 	}
-	h.metrics = newMetrics(opt.Store)
+	h.metrics = newMetrics(opt.Store, opt.Collectors...)
 	if h.log == nil {
 		h.log = slog.Default()
 	}

@@ -39,6 +39,7 @@ const (
 	EnvMaxActivities     = "TRANSIT_MAX_CONCURRENT_ACTIVITIES"
 	EnvAuditKey          = "TRANSIT_AUDIT_KEY"
 	EnvPublicURL         = "TRANSIT_PUBLIC_URL"
+	EnvWorkerMetricsAddr = "TRANSIT_WORKER_METRICS_ADDR"
 )
 
 // Defaults.
@@ -49,6 +50,7 @@ const (
 	DefaultTaskQueue         = models.DefaultTaskQueue
 	DefaultHTTPAddr          = ":8080"
 	DefaultPublicURL         = "http://localhost:8080"
+	DefaultWorkerMetrics     = ":9090"
 	DefaultStoreOutage       = 10 * time.Minute
 	// DefaultWorkflowCache is how many deployments a worker keeps in memory
 	// between their workflow tasks (about 21 KiB each while one awaits
@@ -70,6 +72,8 @@ type Config struct {
 	// PublicURL is where people reach Transit's API: the links to a
 	// deployment shown in the Temporal UI are absolute, under it.
 	PublicURL string
+	// WorkerMetricsAddr is where `transit worker` serves /metrics and /healthz.
+	WorkerMetricsAddr string
 	TaskQueue string
 	HTTPAddr  string
 	LogLevel  slog.Level
@@ -116,6 +120,7 @@ func Load(getenv func(string) string) (Config, error) {
 		TemporalNamespace: get(EnvTemporalNamespace, DefaultTemporalNamespace),
 		TemporalUIURL:     strings.TrimRight(get(EnvTemporalUIURL, DefaultTemporalUIURL), "/"),
 		PublicURL:         strings.TrimRight(get(EnvPublicURL, DefaultPublicURL), "/"),
+		WorkerMetricsAddr: get(EnvWorkerMetricsAddr, DefaultWorkerMetrics),
 		TaskQueue:         get(EnvTaskQueue, DefaultTaskQueue),
 		HTTPAddr:          get(EnvHTTPAddr, DefaultHTTPAddr),
 		LogFormat:         get(EnvLogFormat, "text"),

@@ -50,6 +50,7 @@ var knownEnv = []string{
 	config.EnvMaxActivities,
 	config.EnvAuditKey,
 	config.EnvPublicURL,
+	config.EnvWorkerMetricsAddr,
 	identity.EnvIssuer,
 	identity.EnvAudience,
 	identity.EnvSubjectClaim,

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,7 +103,59 @@ func (s *stack) workerEnv() []string {
 		"TRANSIT_TASK_QUEUE=" + s.taskQueue,
 		"TRANSIT_VOTE_KEY=" + string(s.voteKey),
 		"TRANSIT_LOG_LEVEL=warn",
+		"TRANSIT_WORKER_METRICS_ADDR=127.0.0.1:0", // tests run side by side
 	}
+}
+
+// `transit worker` serves /metrics and /healthz on its own address: the
+// Temporal SDK's metrics and Transit's (deployments started and finished,
+// target steps by driver and result).
+func TestWorkerServesMetrics(t *testing.T) {
+	s := newStack(t, stackOptions{noWorker: true})
+	c := s.seed("prod", 2, quickPolicy(), "", "1.0.0")
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	env := append(s.workerEnv(), "TRANSIT_WORKER_METRICS_ADDR="+addr, "TRANSIT_LOG_LEVEL=info")
+	w := startProcess(t, env, "worker")
+	id := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
+	s.waitStatus(id, time.Minute, models.StatusCompleted)
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		require.NoError(t, err, "worker output:\n%s", w.output())
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(b)
+	}
+	status, body := get("/healthz")
+	require.Equal(t, 200, status, body)
+	require.Contains(t, body, `"temporal":"ok"`)
+	require.EventuallyWithT(t, func(c *assertCollect) {
+		_, m := get("/metrics")
+		// Transit's carry the SDK's tags too (namespace, task queue, …).
+		for _, want := range []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^transit_deployments_started\{[^}]*workflow_type="Deployment"[^}]*\} 1$`),
+			regexp.MustCompile(`(?m)^transit_deployments_finished\{[^}]*status="completed"[^}]*\} 1$`),
+			regexp.MustCompile(`(?m)^transit_target_steps\{action="deploy",[^}]*driver="simulated",[^}]*result="ok"[^}]*\} 2$`),
+			regexp.MustCompile(`(?m)^transit_target_steps\{action="validate",[^}]*driver="simulated",[^}]*result="ok"[^}]*\} 2$`),
+		} {
+			if !want.MatchString(m) {
+				c.Errorf("worker /metrics has no %s:\n%s", want, grepLines(m, "transit_"))
+			}
+		}
+		for _, want := range []string{
+			"# HELP transit_target_steps Target steps",
+			"temporal_workflow_task_schedule_to_start_latency_seconds_bucket{",
+			"temporal_activity_execution_latency_seconds_count{",
+			"temporal_worker_task_slots_available{",
+			"temporal_sticky_cache_size",
+			"go_goroutines",
+		} {
+			if !strings.Contains(m, want) {
+				c.Errorf("worker /metrics has no %q:\n%s", want, grepLines(m, "transit_"))
+			}
+		}
+	}, 20*time.Second, 500*time.Millisecond)
 }
 
 // The worker process is killed (SIGKILL) in the middle of a wave and
@@ -273,6 +328,16 @@ func describeOverCLI(bin string, port int, workflowID string) (string, error) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, "workflow", "describe", "--address", fmt.Sprintf("127.0.0.1:%d", port), "-w", workflowID).CombinedOutput()
 	return string(out), err
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func freePort(t *testing.T) int {

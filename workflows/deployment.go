@@ -42,6 +42,7 @@ func Deployment(ctx workflow.Context, in models.DeploymentInput) (models.Deploym
 	if err := d.setup(ctx); err != nil {
 		return models.DeploymentResult{}, err
 	}
+	workflow.GetMetricsHandler(ctx).Counter(models.MetricDeploymentsStarted).Inc(1)
 	return d.run()
 }
 

@@ -94,6 +94,8 @@ func (d *deployment) finishStopped(when string) (models.DeploymentResult, error)
 func (d *deployment) finish(status models.Status, outcome string) (models.DeploymentResult, error) {
 	d.Outcome = outcome
 	d.Paused, d.Hold = false, nil
+	workflow.GetMetricsHandler(d.safe).WithTags(map[string]string{"status": string(status)}).
+		Counter(models.MetricDeploymentsFinished).Inc(1)
 	d.transition(status, outcome, func(r *activities.RecordInput) {
 		r.Outcome, r.SetHold, r.Hold, r.CloseTargets = &outcome, true, nil, true
 	})

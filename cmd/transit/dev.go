@@ -22,6 +22,7 @@ import (
 	"github.com/transit-hq/transit/config"
 	"github.com/transit-hq/transit/models"
 	"github.com/transit-hq/transit/store"
+	"github.com/transit-hq/transit/telemetry"
 	transitworker "github.com/transit-hq/transit/worker"
 )
 
@@ -92,7 +93,9 @@ func runDev(ctx context.Context, args []string) error {
 		}
 	}()
 
-	tc, err := dialTemporal(ctx, cfg, logger, 2*time.Minute)
+	// The worker's metrics (the SDK's and Transit's) join the API's /metrics.
+	tm := telemetry.NewWorker()
+	tc, err := dialTemporal(ctx, cfg, logger, 2*time.Minute, tm.SDK.Handler())
 	if err != nil {
 		return fmt.Errorf("%w (Temporal's log: %s)", err, temporal.logPath)
 	}
@@ -162,7 +165,9 @@ func runDev(ctx context.Context, args []string) error {
 	if os.Getenv(config.EnvPublicURL) == "" {
 		cfg.PublicURL = apiURL // where this one listens
 	}
-	err = serveListener(ctx, ln, logger, api.NewRouter(apiOptions(cfg, st, tc, logger)))
+	opts := apiOptions(cfg, st, tc, logger)
+	opts.Collectors = append(opts.Collectors, tm.SDK)
+	err = serveListener(ctx, ln, logger, api.NewRouter(opts))
 	logger.Info("shutting down")
 	if temporalDied.Load() {
 		return fmt.Errorf("the Temporal dev server exited unexpectedly; its log is %s", temporal.logPath)

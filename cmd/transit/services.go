@@ -20,6 +20,7 @@ import (
 	"github.com/transit-hq/transit/identity"
 	"github.com/transit-hq/transit/models"
 	"github.com/transit-hq/transit/store"
+	"github.com/transit-hq/transit/telemetry"
 	transitworker "github.com/transit-hq/transit/worker"
 )
 
@@ -84,11 +85,27 @@ func runWorker(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	tc, err := dialTemporal(ctx, cfg, logger, time.Minute)
+	tm := telemetry.NewWorker()
+	tc, err := dialTemporal(ctx, cfg, logger, time.Minute, tm.SDK.Handler())
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
+	// Its own address: /metrics (the SDK's and Transit's) and /healthz.
+	ln, err := net.Listen("tcp", cfg.WorkerMetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (%s): %w", cfg.WorkerMetricsAddr, config.EnvWorkerMetricsAddr, err)
+	}
+	go func() {
+		health := func(ctx context.Context) error {
+			_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		}
+		if err := serveListener(ctx, ln, logger, tm.Handler(health)); err != nil {
+			logger.Error("worker metrics server", "err", err)
+		}
+	}()
+	logger.Info("worker metrics", "addr", ln.Addr().String())
 	if cfg.VoteKey == nil {
 		logger.Warn("no " + config.EnvVoteKey + ": votes through the API cannot be proven, so every voter's groups are looked up from its tokens")
 	}
@@ -221,10 +238,13 @@ func temporalOptions(cfg config.Config, logger *slog.Logger) (client.Options, er
 	return opts, nil
 }
 
-func newTemporalClient(cfg config.Config, logger *slog.Logger, lazy bool) (client.Client, error) {
+func newTemporalClient(cfg config.Config, logger *slog.Logger, lazy bool, metrics ...client.MetricsHandler) (client.Client, error) {
 	opts, err := temporalOptions(cfg, logger)
 	if err != nil {
 		return nil, err
+	}
+	if len(metrics) > 0 {
+		opts.MetricsHandler = metrics[0]
 	}
 	if lazy {
 		return client.NewLazyClient(opts)
@@ -233,10 +253,10 @@ func newTemporalClient(cfg config.Config, logger *slog.Logger, lazy bool) (clien
 }
 
 // dialTemporal connects, retrying until Temporal answers or wait runs out.
-func dialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger, wait time.Duration) (client.Client, error) {
+func dialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger, wait time.Duration, metrics client.MetricsHandler) (client.Client, error) {
 	deadline := time.Now().Add(wait)
 	for attempt := 1; ; attempt++ {
-		c, err := newTemporalClient(cfg, logger, false)
+		c, err := newTemporalClient(cfg, logger, false, metrics)
 		if err == nil {
 			return c, nil
 		}
