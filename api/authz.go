@@ -200,6 +200,33 @@ func teamOwns(c *gin.Context, app *models.Application) error {
 			app.Name, app.OwnerTeam, orNone(strings.Join(p.Teams, ", ")))}
 }
 
+// mayUse reports whether p may use route ("POST /api/v1/deployments/:id/pause")
+// on an object of the application (empty: none), by the same rules as the
+// API: the console asks it before it shows a button, and before it acts.
+func (h *Handler) mayUse(c *gin.Context, p models.Principal, route, applicationID string) error {
+	r, found := rulesByRoute[route]
+	if !found {
+		return &apiError{status: http.StatusForbidden, code: CodeForbidden, message: "no access rule for " + route}
+	}
+	ok, teamBound := r.allows(p)
+	if !ok {
+		return &apiError{status: http.StatusForbidden, code: CodeForbidden,
+			message: fmt.Sprintf("%s needs one of the roles: %s; you have: %s", shortPath(r.Path), r.who(), orNone(strings.Join(p.Roles, ", ")))}
+	}
+	if !teamBound || applicationID == "" {
+		return nil
+	}
+	app, err := h.store.GetApplication(c, applicationID)
+	if err != nil {
+		return err
+	}
+	if !p.InTeam(app.OwnerTeam) {
+		return &apiError{status: http.StatusForbidden, code: CodeForbidden,
+			message: fmt.Sprintf("application %s is owned by team %q; yours: %s", app.Name, app.OwnerTeam, orNone(strings.Join(p.Teams, ", ")))}
+	}
+	return nil
+}
+
 // RulesTable renders the rule of every route as a Markdown table, as the
 // README prints it.
 func RulesTable() string {

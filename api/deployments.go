@@ -262,23 +262,30 @@ func (h *Handler) resolveDeployment(c *gin.Context, req CreateDeploymentRequest)
 }
 
 func (h *Handler) getDeployment(c *gin.Context) {
-	d, err := h.store.GetDeployment(c, c.Param("id"))
+	out, err := h.deploymentDetail(c, c.Param("id"))
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
+	c.JSON(http.StatusOK, out)
+}
+
+// deploymentDetail is what GET /deployments/{id} (and the console's page)
+// shows.
+func (h *Handler) deploymentDetail(c *gin.Context, id string) (DeploymentDetail, error) {
+	d, err := h.store.GetDeployment(c, id)
+	if err != nil {
+		return DeploymentDetail{}, err
+	}
 	out := DeploymentDetail{DeploymentResponse: DeploymentResponse{Deployment: d, WorkflowID: d.WorkflowID, TemporalUI: h.uiLink(d.WorkflowID)}}
 	if out.Approvals, err = h.store.ListApprovals(c, d.ID); err != nil {
-		h.fail(c, err)
-		return
+		return out, err
 	}
 	if out.Targets, err = h.store.ListDeploymentTargets(c, d.ID); err != nil {
-		h.fail(c, err)
-		return
+		return out, err
 	}
 	if out.Incidents, err = h.store.ListIncidents(c, d.ID); err != nil {
-		h.fail(c, err)
-		return
+		return out, err
 	}
 	if !d.Status.Terminal() {
 		// The workflow is the source of truth while it runs; the row may lag
@@ -295,7 +302,7 @@ func (h *Handler) getDeployment(c *gin.Context) {
 			out.Deployment = closed
 		}
 	}
-	c.JSON(http.StatusOK, out)
+	return out, nil
 }
 
 // reconcile closes a deployment whose workflow ended outside Transit (an
@@ -406,17 +413,24 @@ func (h *Handler) approve(c *gin.Context) {
 		return
 	}
 	p, _ := principal(c)
-	var res models.VoteResult
-	err := h.update(c, c.Param("id"), req.Decision, func(depID string) any {
-		v := models.VoteInput{Approver: p.Subject, Groups: p.Groups, Comment: req.Comment}
-		v.Proof = h.sign(depID, req.Decision, p.Subject, p.Groups, req.Comment)
-		return v
-	}, &res)
+	res, err := h.vote(c, p, c.Param("id"), req.Decision, req.Comment)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, res)
+}
+
+// vote sends p's vote, signed, through the deployment's Update: the path of
+// the API and of the console alike.
+func (h *Handler) vote(c *gin.Context, p models.Principal, id, decision, comment string) (models.VoteResult, error) {
+	var res models.VoteResult
+	err := h.update(c, id, decision, func(depID string) any {
+		v := models.VoteInput{Approver: p.Subject, Groups: p.Groups, Comment: comment}
+		v.Proof = h.sign(depID, decision, p.Subject, p.Groups, comment)
+		return v
+	}, &res)
+	return res, err
 }
 
 // sign proves to the worker that the API authenticated this request (see
@@ -449,16 +463,22 @@ func (h *Handler) control(name string) gin.HandlerFunc {
 			return
 		}
 		p, _ := principal(c)
-		var res models.ControlResult
-		err := h.update(c, c.Param("id"), name, func(depID string) any {
-			return models.ControlInput{By: p.Subject, Reason: req.Reason, Proof: h.sign(depID, name, p.Subject, nil, req.Reason)}
-		}, &res)
+		res, err := h.sendControl(c, p, c.Param("id"), name, req.Reason)
 		if err != nil {
 			h.fail(c, err)
 			return
 		}
 		c.JSON(http.StatusOK, gin.H{"accepted": name, "status": res.Status})
 	}
+}
+
+// sendControl sends p's pause, resume, abort or rollback, signed.
+func (h *Handler) sendControl(c *gin.Context, p models.Principal, id, name, reason string) (models.ControlResult, error) {
+	var res models.ControlResult
+	err := h.update(c, id, name, func(depID string) any {
+		return models.ControlInput{By: p.Subject, Reason: reason, Proof: h.sign(depID, name, p.Subject, nil, reason)}
+	}, &res)
+	return res, err
 }
 
 // update sends an Update to a deployment's workflow and waits for its

@@ -26,7 +26,7 @@ func TestEveryRouteHasAnAccessRule(t *testing.T) {
 	rules := api.RouteRules()
 	routes := map[string]bool{}
 	for _, r := range engine.Routes() {
-		if !strings.HasPrefix(r.Path, "/api/v1") {
+		if !strings.HasPrefix(r.Path, "/api/v1") || r.Path == "/api/v1/openapi.json" { // the description is public
 			continue
 		}
 		key := r.Method + " " + r.Path

@@ -45,6 +45,8 @@ type Handler struct {
 	voteKey   []byte
 	auditKey  *models.AuditKey
 	oidc      *identity.Verifier
+	// csrfKey binds the console's forms to their session.
+	csrfKey []byte
 }
 
 // Options configures the API.
@@ -89,6 +91,7 @@ func NewRouter(opt Options) http.Handler {
 		h.namespace = "default"
 	}
 	h.metrics = newMetrics(opt.Store, opt.Collectors...)
+	h.csrfKey = newCSRFKey(opt.VoteKey)
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -102,6 +105,7 @@ func NewRouter(opt Options) http.Handler {
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
 	r.GET("/metrics", h.metrics.handler())
+	h.consoleRoutes(r)
 
 	// Who may use each route: the table in authz.go.
 	v1 := r.Group("/api/v1", h.authenticate, h.authorize)
@@ -242,29 +246,31 @@ func (h *Handler) authenticate(c *gin.Context) {
 		c.Header("WWW-Authenticate", `Bearer realm="transit"`)
 		return
 	}
-	secret = strings.TrimSpace(secret)
-	if identity.LooksLikeJWT(secret) {
-		if h.oidc == nil {
-			h.fail(c, &apiError{status: http.StatusUnauthorized, code: CodeUnauthenticated,
-				message: "this is a JWT, but OIDC sign-in is not configured here (TRANSIT_OIDC_ISSUER, TRANSIT_OIDC_AUDIENCE): use a Transit API token"})
-			return
-		}
-		p, err := h.oidc.Principal(c.Request.Context(), secret)
-		if err != nil {
-			h.fail(c, err)
-			return
-		}
-		c.Set(ctxPrincipal, p)
-		c.Next()
-		return
-	}
-	tok, err := h.store.Authenticate(c.Request.Context(), secret)
+	p, err := h.principalFor(c.Request.Context(), secret)
 	if err != nil {
 		h.fail(c, err)
 		return
 	}
-	c.Set(ctxPrincipal, tok.Principal())
+	c.Set(ctxPrincipal, p)
 	c.Next()
+}
+
+// principalFor is who a bearer secret is: a Transit API token, or a JWT
+// of the OIDC issuer when one is configured.
+func (h *Handler) principalFor(ctx context.Context, secret string) (models.Principal, error) {
+	secret = strings.TrimSpace(secret)
+	if identity.LooksLikeJWT(secret) {
+		if h.oidc == nil {
+			return models.Principal{}, &apiError{status: http.StatusUnauthorized, code: CodeUnauthenticated,
+				message: "this is a JWT, but OIDC sign-in is not configured here (TRANSIT_OIDC_ISSUER, TRANSIT_OIDC_AUDIENCE): use a Transit API token"}
+		}
+		return h.oidc.Principal(ctx, secret)
+	}
+	tok, err := h.store.Authenticate(ctx, secret)
+	if err != nil {
+		return models.Principal{}, err
+	}
+	return tok.Principal(), nil
 }
 
 func principal(c *gin.Context) (models.Principal, bool) {

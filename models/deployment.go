@@ -29,6 +29,11 @@ const (
 	StatusFailed              Status = "failed"
 )
 
+// AllStatuses lists every status, in the order a deployment meets them.
+var AllStatuses = []Status{StatusPlanning, StatusQueued, StatusAwaitingApproval, StatusScheduled, StatusDeploying, StatusPaused,
+	StatusValidating, StatusEarlyLifeSupport, StatusRollingBack, StatusCompleted, StatusCompletedWithIssues, StatusRolledBack,
+	StatusRejected, StatusExpired, StatusCancelled, StatusFailed}
+
 var statusTransitions = map[Status][]Status{
 	StatusPlanning:         {StatusQueued, StatusAwaitingApproval, StatusRejected, StatusCancelled, StatusFailed},
 	StatusQueued:           {StatusAwaitingApproval, StatusRejected, StatusCancelled, StatusFailed},

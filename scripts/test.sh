@@ -44,6 +44,14 @@ if ! command -v prometheus >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v a
     echo "make test: could not install prometheus (the probe test says so, and fails under CI=true)" >&2
 fi
 
+# A real browser for the console's test (Debian's chromium package).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "make test: installing Debian's chromium package for the console test" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; } ||
+    echo "make test: could not install chromium (the console test says so, and fails under CI=true)" >&2
+fi
+
 start=$(date +%s)
 go vet ./... || exit 1
 go build -o "$work/testreport" ./internal/testreport || exit 1

@@ -25,6 +25,8 @@ type ListOptions struct {
 	Filters map[string]string
 	// Omit leaves these columns out of the items (a deployment's plan).
 	Omit []string
+	// Newest lists the newest first (After is then the cursor going back).
+	Newest bool
 }
 
 // Limits of a page.
@@ -87,14 +89,21 @@ func list[T any](ctx context.Context, db *gorm.DB, k kind, opt ListOptions, curs
 			q = q.Where(col+" = ?", v)
 		}
 	}
-	if opt.After != "" {
+	order := "id"
+	switch {
+	case opt.Newest && opt.After != "":
+		q = q.Where("id < ?", opt.After)
+	case opt.After != "":
 		q = q.Where("id > ?", opt.After)
+	}
+	if opt.Newest {
+		order = "id DESC"
 	}
 	if len(opt.Omit) > 0 {
 		q = q.Omit(opt.Omit...)
 	}
 	var items []T
-	if err := q.Order("id").Limit(limit + 1).Find(&items).Error; err != nil {
+	if err := q.Order(order).Limit(limit + 1).Find(&items).Error; err != nil {
 		return Page[T]{}, fmt.Errorf("list %ss: %w", k.name, err)
 	}
 	page := Page[T]{Items: items}

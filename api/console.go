@@ -1,0 +1,436 @@
+package api
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/transit-hq/transit/models"
+	"github.com/transit-hq/transit/store"
+)
+
+// The console: a few server-rendered pages for approvers and operators,
+// embedded in the binary. It signs in with a token (kept in an HttpOnly,
+// SameSite=Strict cookie, never in the page), and acts through the same
+// paths as the API: the same rules, the same signed Updates, the same
+// refusals.
+
+//go:embed console/*.html console/style.css
+var consoleFiles embed.FS
+
+const sessionCookie = "transit_session"
+
+var consoleTemplates = template.Must(template.New("").Funcs(template.FuncMap{
+	"when": func(t any) string {
+		switch v := t.(type) {
+		case time.Time:
+			if v.IsZero() {
+				return ""
+			}
+			return v.UTC().Format("2006-01-02 15:04:05 UTC")
+		case *time.Time:
+			if v == nil {
+				return ""
+			}
+			return v.UTC().Format("2006-01-02 15:04:05 UTC")
+		}
+		return ""
+	},
+	"join": strings.Join,
+}).ParseFS(consoleFiles, "console/*.html"))
+
+// page is what every console page gets.
+type page struct {
+	Title     string
+	Principal *models.Principal
+	CSRF      string
+	Flash     string
+	Error     string
+	Data      any
+}
+
+func (h *Handler) consoleRoutes(r *gin.Engine) {
+	r.GET("/", func(c *gin.Context) { c.Redirect(http.StatusSeeOther, "/approvals") })
+	r.GET("/console/style.css", func(c *gin.Context) {
+		c.Header("Cache-Control", "max-age=300")
+		c.FileFromFS("console/style.css", http.FS(consoleFiles))
+	})
+	r.GET("/login", h.loginPage)
+	r.POST("/login", h.login)
+	s := r.Group("", h.consoleSession)
+	s.POST("/logout", h.logout)
+	s.GET("/approvals", h.approvalsPage)
+	s.GET("/deployments", h.deploymentsPage)
+	s.GET("/deployments/:id", h.deploymentPage)
+	s.GET("/deployments/:id/live", h.deploymentLive)
+	s.POST("/deployments/:id/vote", h.consoleVote)
+	s.POST("/deployments/:id/control", h.consoleControl)
+	s.GET("/targets", h.targetsPage)
+}
+
+// render writes a page, or a plain error when the template fails.
+func (h *Handler) render(c *gin.Context, status int, name string, p page) {
+	c.Header("Content-Type", "text/html; charset=utf-8")
+	c.Header("X-Frame-Options", "DENY")
+	c.Header("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'")
+	c.Header("Referrer-Policy", "same-origin")
+	c.Status(status)
+	if err := consoleTemplates.ExecuteTemplate(c.Writer, name, p); err != nil {
+		h.log.ErrorContext(c, "render console page", "page", name, "err", err)
+	}
+}
+
+func (h *Handler) loginPage(c *gin.Context) {
+	h.render(c, http.StatusOK, "login.html", page{Title: "Sign in", Flash: c.Query("flash")})
+}
+
+// login takes a pasted token (a Transit API token, or an OIDC JWT when
+// OIDC is configured) and keeps it in the session cookie.
+func (h *Handler) login(c *gin.Context) {
+	secret := strings.TrimSpace(c.PostForm("token"))
+	p, err := h.principalFor(c, secret)
+	if secret == "" || err != nil {
+		msg := "paste an API token (transit dev prints one) or a token of your identity provider"
+		if err != nil {
+			msg = "that token was refused: " + trimSentinel(err.Error())
+		}
+		h.render(c, http.StatusUnauthorized, "login.html", page{Title: "Sign in", Error: msg})
+		return
+	}
+	http.SetCookie(c.Writer, &http.Cookie{Name: sessionCookie, Value: secret, Path: "/", HttpOnly: true,
+		Secure: secureRequest(c), SameSite: http.SameSiteStrictMode, MaxAge: 12 * 3600})
+	h.log.InfoContext(c, "console sign-in", "subject", p.Subject, "via", p.Via)
+	c.Redirect(http.StatusSeeOther, "/approvals")
+}
+
+func secureRequest(c *gin.Context) bool {
+	return c.Request.TLS != nil || strings.EqualFold(c.GetHeader("X-Forwarded-Proto"), "https")
+}
+
+func (h *Handler) logout(c *gin.Context) {
+	http.SetCookie(c.Writer, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, MaxAge: -1,
+		Secure: secureRequest(c), SameSite: http.SameSiteStrictMode})
+	c.Redirect(http.StatusSeeOther, "/login?flash="+url.QueryEscape("signed out"))
+}
+
+// consoleSession requires a signed-in person, and a valid CSRF token on
+// every form.
+func (h *Handler) consoleSession(c *gin.Context) {
+	ck, err := c.Cookie(sessionCookie)
+	if err != nil || ck == "" {
+		c.Redirect(http.StatusSeeOther, "/login")
+		c.Abort()
+		return
+	}
+	p, err := h.principalFor(c, ck)
+	if err != nil {
+		http.SetCookie(c.Writer, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
+		c.Redirect(http.StatusSeeOther, "/login?flash="+url.QueryEscape("sign in again: "+trimSentinel(err.Error())))
+		c.Abort()
+		return
+	}
+	c.Set(ctxPrincipal, p)
+	if c.Request.Method == http.MethodPost && !hmac.Equal([]byte(c.PostForm("csrf")), []byte(h.csrfToken(ck))) {
+		h.render(c, http.StatusForbidden, "error.html", page{Title: "Refused", Principal: &p,
+			Error: "this form is stale or did not come from this console (no valid CSRF token): reload the page and try again"})
+		c.Abort()
+		return
+	}
+	c.Next()
+}
+
+// csrfToken binds forms to the session: an HMAC of the session cookie.
+func (h *Handler) csrfToken(session string) string {
+	m := hmac.New(sha256.New, h.csrfKey)
+	m.Write([]byte(session))
+	return hex.EncodeToString(m.Sum(nil))[:32]
+}
+
+func newCSRFKey(voteKey []byte) []byte {
+	if len(voteKey) > 0 {
+		m := hmac.New(sha256.New, voteKey)
+		m.Write([]byte("transit console csrf"))
+		return m.Sum(nil)
+	}
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// base is the page frame for the signed-in person.
+func (h *Handler) base(c *gin.Context, title string) page {
+	p, _ := principal(c)
+	ck, _ := c.Cookie(sessionCookie)
+	return page{Title: title, Principal: &p, CSRF: h.csrfToken(ck), Flash: c.Query("flash"), Error: c.Query("error")}
+}
+
+// pendingApproval is one deployment the signed-in person may vote on.
+type pendingApproval struct {
+	D         models.Deployment
+	Plan      models.Plan
+	Approvals []models.Approval
+	Targets   int
+}
+
+// approvalsPage lists the deployments awaiting a vote that the signed-in
+// person may cast: in an approver group (or any, when the policy names
+// none), not yet voted, and not their own request unless the policy allows
+// it.
+func (h *Handler) approvalsPage(c *gin.Context) {
+	pg := h.base(c, "My approvals")
+	p := *pg.Principal
+	items, err := h.awaiting(c, p)
+	if err != nil {
+		pg.Error = "the deployments could not be read: " + err.Error()
+	}
+	pg.Data = items
+	h.render(c, http.StatusOK, "approvals.html", pg)
+}
+
+func (h *Handler) awaiting(c *gin.Context, p models.Principal) ([]pendingApproval, error) {
+	out := []pendingApproval{}
+	after := ""
+	for {
+		pageOf, err := h.store.ListDeployments(c, store.ListOptions{Limit: store.MaxPageSize, After: after,
+			Filters: map[string]string{"status": string(models.StatusAwaitingApproval)}})
+		if err != nil {
+			return out, err
+		}
+		for _, d := range pageOf.Items {
+			if d.Plan.V == nil {
+				continue
+			}
+			pol := d.Plan.V.Policy
+			if len(pol.ApproverGroups) > 0 && !slices.ContainsFunc(pol.ApproverGroups, p.InGroup) {
+				continue
+			}
+			if d.RequestedBy == p.Subject && !pol.SelfApprovalAllowed {
+				continue
+			}
+			votes, err := h.store.ListApprovals(c, d.ID)
+			if err != nil {
+				return out, err
+			}
+			if slices.ContainsFunc(votes, func(a models.Approval) bool { return a.Approver == p.Subject }) {
+				continue
+			}
+			n := 0
+			for _, w := range d.Plan.V.Waves {
+				n += len(w)
+			}
+			out = append(out, pendingApproval{D: d, Plan: *d.Plan.V, Approvals: votes, Targets: n})
+		}
+		if pageOf.NextCursor == "" {
+			return out, nil
+		}
+		after = pageOf.NextCursor
+	}
+}
+
+func (h *Handler) deploymentsPage(c *gin.Context) {
+	pg := h.base(c, "Deployments")
+	filters := map[string]string{}
+	for _, f := range []string{"status", "application_id", "environment_id"} {
+		if v := strings.TrimSpace(c.Query(f)); v != "" {
+			filters[f] = v
+		}
+	}
+	if app := filters["application_id"]; app != "" {
+		if a, err := h.store.GetApplication(c, app); err == nil {
+			filters["application_id"] = a.ID
+		}
+	}
+	list, err := h.store.ListDeployments(c, store.ListOptions{Limit: 100, Filters: filters, Omit: []string{"plan"}, Newest: true,
+		After: c.Query("before")})
+	if err != nil {
+		pg.Error = "the deployments could not be read: " + err.Error()
+	}
+	pg.Data = map[string]any{"Items": list.Items, "Next": list.NextCursor, "Status": c.Query("status"),
+		"Application": c.Query("application_id"), "Statuses": models.AllStatuses}
+	h.render(c, http.StatusOK, "deployments.html", pg)
+}
+
+// deploymentView is a deployment's page.
+type deploymentView struct {
+	DeploymentDetail
+	Waves    [][]models.DeploymentTarget
+	Events   []models.DeploymentEvent
+	Controls []string // what the signed-in person may ask here
+	CanVote  bool
+}
+
+func (h *Handler) deploymentView(c *gin.Context, p models.Principal, id string) (deploymentView, error) {
+	det, err := h.deploymentDetail(c, id)
+	if err != nil {
+		return deploymentView{}, err
+	}
+	v := deploymentView{DeploymentDetail: det}
+	byWave := map[int][]models.DeploymentTarget{}
+	maxWave := 0
+	for _, t := range det.Targets {
+		byWave[t.Wave] = append(byWave[t.Wave], t)
+		maxWave = max(maxWave, t.Wave)
+	}
+	for w := 0; w <= maxWave; w++ {
+		if len(byWave[w]) > 0 {
+			v.Waves = append(v.Waves, byWave[w])
+		}
+	}
+	if v.Events, err = h.store.ListDeploymentEvents(c, id, 0, 500); err != nil {
+		return v, err
+	}
+	d := det.Deployment
+	if !d.Status.Terminal() {
+		for _, name := range models.ControlNames {
+			if h.mayUse(c, p, "POST /api/v1/deployments/:id/"+name, d.ApplicationID) == nil {
+				v.Controls = append(v.Controls, name)
+			}
+		}
+	}
+	v.CanVote = d.Status == models.StatusAwaitingApproval
+	return v, nil
+}
+
+func (h *Handler) deploymentPage(c *gin.Context) {
+	pg := h.base(c, "Deployment")
+	v, err := h.deploymentView(c, *pg.Principal, c.Param("id"))
+	if err != nil {
+		status := http.StatusInternalServerError
+		if models.IsNotFound(err) {
+			status = http.StatusNotFound
+		}
+		pg.Error = trimSentinel(err.Error())
+		h.render(c, status, "error.html", pg)
+		return
+	}
+	pg.Title = "Deployment " + v.Deployment.ID
+	pg.Data = v
+	h.render(c, http.StatusOK, "deployment.html", pg)
+}
+
+// deploymentLive is the part of the deployment page that the page fetches
+// again every few seconds.
+func (h *Handler) deploymentLive(c *gin.Context) {
+	pg := h.base(c, "")
+	v, err := h.deploymentView(c, *pg.Principal, c.Param("id"))
+	if err != nil {
+		c.String(http.StatusNotFound, "")
+		return
+	}
+	pg.Data = v
+	h.render(c, http.StatusOK, "live", pg)
+}
+
+func (h *Handler) consoleVote(c *gin.Context) {
+	p, _ := principal(c)
+	id, decision := c.Param("id"), c.PostForm("decision")
+	back := "/deployments/" + url.PathEscape(id)
+	if decision != models.DecisionApprove && decision != models.DecisionReject {
+		c.Redirect(http.StatusSeeOther, back+"?error="+url.QueryEscape("choose approve or reject"))
+		return
+	}
+	comment := strings.TrimSpace(c.PostForm("comment"))
+	ve := &models.ValidationError{}
+	models.CheckText(ve, "comment", comment)
+	if len(comment) > 4096 {
+		ve.Add("comment", "must be at most 4096 characters")
+	}
+	if err := ve.Err(); err != nil {
+		c.Redirect(http.StatusSeeOther, back+"?error="+url.QueryEscape(err.Error()))
+		return
+	}
+	res, err := h.vote(c, p, id, decision, comment)
+	if err != nil {
+		c.Redirect(http.StatusSeeOther, back+"?error="+url.QueryEscape("your vote was refused: "+refusalText(err)))
+		return
+	}
+	msg := fmt.Sprintf("you voted %s (%d of %d approvals)", decision, res.Approvals, res.Required)
+	c.Redirect(http.StatusSeeOther, back+"?flash="+url.QueryEscape(msg))
+}
+
+func (h *Handler) consoleControl(c *gin.Context) {
+	p, _ := principal(c)
+	id, name := c.Param("id"), c.PostForm("action")
+	back := "/deployments/" + url.PathEscape(id)
+	if !slices.Contains(models.ControlNames, name) {
+		c.Redirect(http.StatusSeeOther, back+"?error="+url.QueryEscape("unknown action"))
+		return
+	}
+	reason := strings.TrimSpace(c.PostForm("reason"))
+	ve := &models.ValidationError{}
+	models.CheckText(ve, "reason", reason)
+	if len(reason) > 4096 {
+		ve.Add("reason", "must be at most 4096 characters")
+	}
+	if err := ve.Err(); err != nil {
+		c.Redirect(http.StatusSeeOther, back+"?error="+url.QueryEscape(err.Error()))
+		return
+	}
+	d, err := h.store.GetDeployment(c, id)
+	if err == nil {
+		err = h.mayUse(c, p, "POST /api/v1/deployments/:id/"+name, d.ApplicationID)
+	}
+	if err == nil {
+		_, err = h.sendControl(c, p, id, name, reason)
+	}
+	if err != nil {
+		c.Redirect(http.StatusSeeOther, back+"?error="+url.QueryEscape(name+" refused: "+refusalText(err)))
+		return
+	}
+	c.Redirect(http.StatusSeeOther, back+"?flash="+url.QueryEscape("asked to "+name))
+}
+
+// refusalText is what a refused request says, as the API would say it.
+func refusalText(err error) string {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.message
+	}
+	return trimSentinel(err.Error())
+}
+
+// targetRow is one target: what runs there now and what would be rolled
+// back to.
+type targetRow struct {
+	models.Target
+	State models.TargetState
+}
+
+func (h *Handler) targetsPage(c *gin.Context) {
+	pg := h.base(c, "What runs where")
+	filters := map[string]string{}
+	if env := strings.TrimSpace(c.Query("environment_id")); env != "" {
+		filters["environment_id"] = env
+	}
+	list, err := h.store.ListTargets(c, store.ListOptions{Limit: store.MaxPageSize, Filters: filters, After: c.Query("after")})
+	rows := []targetRow{}
+	if err == nil {
+		ids := make([]string, len(list.Items))
+		for i, t := range list.Items {
+			ids[i] = t.ID
+		}
+		var states map[string]models.TargetState
+		if states, err = h.store.TargetStates(c, ids); err == nil {
+			for _, t := range list.Items {
+				rows = append(rows, targetRow{Target: t, State: states[t.ID]})
+			}
+		}
+	}
+	if err != nil {
+		pg.Error = "the targets could not be read: " + err.Error()
+	}
+	pg.Data = map[string]any{"Rows": rows, "Next": list.NextCursor}
+	h.render(c, http.StatusOK, "targets.html", pg)
+}
