@@ -147,6 +147,7 @@ func runDev(ctx context.Context, args []string) error {
 	fmt.Fprintf(os.Stderr, `
   Transit is running.
 
+    Console      %s/                   (sign in with a token below)
     API          %s/api/v1            (health: %s/healthz)
     Temporal UI  %s
     Temporal     %s   namespace %s, task queue %s
@@ -159,7 +160,7 @@ func runDev(ctx context.Context, args []string) error {
 
   Ctrl-C stops everything.
 
-`, apiURL, apiURL, cfg.TemporalUIURL, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.TaskQueue,
+`, apiURL, apiURL, apiURL, cfg.TemporalUIURL, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.TaskQueue,
 		redactURL(cfg.DatabaseURL), token, filepath.Join(*dir, "admin.token"), filepath.Join(*dir, "admin.token"), demoLine, token, apiURL)
 
 	if os.Getenv(config.EnvPublicURL) == "" {
