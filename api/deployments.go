@@ -118,7 +118,7 @@ func (h *Handler) createDeployment(c *gin.Context) {
 		}
 	}
 	in.DeploymentID, in.RequestedBy = d.ID, d.RequestedBy
-	in.Link = h.publicURL + "/api/v1/deployments/" + d.ID
+	in.Link = h.publicURL + "/deployments/" + d.ID // the console's page
 	opts := client.StartWorkflowOptions{
 		ID:                    d.WorkflowID,
 		TaskQueue:             h.taskQueue,

@@ -42,7 +42,7 @@ func TestTheTemporalUITellsTheStory(t *testing.T) {
 	require.Contains(t, now, "**awaiting_approval**")
 	require.Contains(t, now, "- Approvals: 0 of 1; may approve: release-managers")
 	require.Contains(t, now, "2 targets in 2 waves")
-	require.Contains(t, now, "[Open in Transit](http://localhost:8080/api/v1/deployments/"+id+")")
+	require.Contains(t, now, "[Open in Transit](http://localhost:8080/deployments/"+id+")")
 
 	desc, err := s.temporal.DescribeWorkflowExecution(ctx, wf, "")
 	require.NoError(t, err)
