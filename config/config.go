@@ -27,6 +27,7 @@ const (
 	EnvTemporalTLSKey    = "TRANSIT_TEMPORAL_TLS_KEY"
 	EnvTemporalTLSCA     = "TRANSIT_TEMPORAL_TLS_CA"
 	EnvTemporalTLSServer = "TRANSIT_TEMPORAL_TLS_SERVER_NAME"
+	EnvTemporalAPIKey    = "TRANSIT_TEMPORAL_API_KEY"
 	EnvTemporalUIURL     = "TRANSIT_TEMPORAL_UI_URL"
 	EnvTaskQueue         = "TRANSIT_TASK_QUEUE"
 	EnvHTTPAddr          = "TRANSIT_HTTP_ADDR"
@@ -68,16 +69,24 @@ type Config struct {
 	TemporalAddress   string
 	TemporalNamespace string
 	TemporalTLS       TLS
-	TemporalUIURL     string
+	// TemporalAPIKey authenticates to Temporal (Temporal Cloud); "" for none.
+	TemporalAPIKey string
+	// TemporalEnv: Temporal's own settings (TEMPORAL_ADDRESS,
+	// TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS, a profile of
+	// temporal.toml) apply where no TRANSIT_TEMPORAL_* variable is set.
+	// Set (the address, the namespace) says which TRANSIT_ ones were.
+	TemporalEnv                              bool
+	TemporalAddressSet, TemporalNamespaceSet bool
+	TemporalUIURL                            string
 	// PublicURL is where people reach Transit's API: the links to a
 	// deployment shown in the Temporal UI are absolute, under it.
 	PublicURL string
 	// WorkerMetricsAddr is where `transit worker` serves /metrics and /healthz.
 	WorkerMetricsAddr string
-	TaskQueue string
-	HTTPAddr  string
-	LogLevel  slog.Level
-	LogFormat string
+	TaskQueue         string
+	HTTPAddr          string
+	LogLevel          slog.Level
+	LogFormat         string
 	// VoteKey is the key the API signs votes and controls with, and the
 	// worker checks them with (the same on both); nil when unset.
 	VoteKey []byte
@@ -115,15 +124,19 @@ func Load(getenv func(string) string) (Config, error) {
 		return def
 	}
 	c := Config{
-		DatabaseURL:       get(EnvDatabaseURL, ""),
-		TemporalAddress:   get(EnvTemporalAddress, DefaultTemporalAddress),
-		TemporalNamespace: get(EnvTemporalNamespace, DefaultTemporalNamespace),
-		TemporalUIURL:     strings.TrimRight(get(EnvTemporalUIURL, DefaultTemporalUIURL), "/"),
-		PublicURL:         strings.TrimRight(get(EnvPublicURL, DefaultPublicURL), "/"),
-		WorkerMetricsAddr: get(EnvWorkerMetricsAddr, DefaultWorkerMetrics),
-		TaskQueue:         get(EnvTaskQueue, DefaultTaskQueue),
-		HTTPAddr:          get(EnvHTTPAddr, DefaultHTTPAddr),
-		LogFormat:         get(EnvLogFormat, "text"),
+		TemporalEnv:          true,
+		TemporalAddressSet:   get(EnvTemporalAddress, "") != "",
+		TemporalNamespaceSet: get(EnvTemporalNamespace, "") != "",
+		TemporalAPIKey:       get(EnvTemporalAPIKey, ""),
+		DatabaseURL:          get(EnvDatabaseURL, ""),
+		TemporalAddress:      get(EnvTemporalAddress, DefaultTemporalAddress),
+		TemporalNamespace:    get(EnvTemporalNamespace, DefaultTemporalNamespace),
+		TemporalUIURL:        strings.TrimRight(get(EnvTemporalUIURL, DefaultTemporalUIURL), "/"),
+		PublicURL:            strings.TrimRight(get(EnvPublicURL, DefaultPublicURL), "/"),
+		WorkerMetricsAddr:    get(EnvWorkerMetricsAddr, DefaultWorkerMetrics),
+		TaskQueue:            get(EnvTaskQueue, DefaultTaskQueue),
+		HTTPAddr:             get(EnvHTTPAddr, DefaultHTTPAddr),
+		LogFormat:            get(EnvLogFormat, "text"),
 		TemporalTLS: TLS{
 			CertFile:   get(EnvTemporalTLSCert, ""),
 			KeyFile:    get(EnvTemporalTLSKey, ""),

@@ -38,6 +38,7 @@ var knownEnv = []string{
 	config.EnvTemporalTLSKey,
 	config.EnvTemporalTLSCA,
 	config.EnvTemporalTLSServer,
+	config.EnvTemporalAPIKey,
 	config.EnvTemporalUIURL,
 	config.EnvTaskQueue,
 	config.EnvHTTPAddr,

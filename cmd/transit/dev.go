@@ -55,6 +55,7 @@ func runDev(ctx context.Context, args []string) error {
 		cfg.HTTPAddr = *httpAddr
 	}
 	cfg.TemporalAddress = "127.0.0.1:" + strconv.Itoa(*temporalPort)
+	cfg.TemporalEnv = false // its own dev server, whatever TEMPORAL_* says
 	cfg.TemporalUIURL = "http://localhost:" + strconv.Itoa(*uiPort)
 	bin, err := findTemporal(*temporalBin)
 	if err != nil {

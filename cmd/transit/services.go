@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/envconfig"
 	"go.temporal.io/sdk/log"
 
 	"github.com/transit-hq/transit/api"
@@ -113,7 +115,8 @@ func runWorker(ctx context.Context, args []string) error {
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace)
+	addr, ns := temporalTarget(cfg, logger)
+	logger.Info("worker started", "task_queue", cfg.TaskQueue, "temporal", addr, "namespace", ns)
 	<-ctx.Done()
 	logger.Info("worker stopping")
 	w.Stop()
@@ -222,19 +225,48 @@ func serveListener(ctx context.Context, ln net.Listener, logger *slog.Logger, h 
 	return nil
 }
 
+// temporalTarget is the address and namespace temporalOptions resolves.
+func temporalTarget(cfg config.Config, logger *slog.Logger) (string, string) {
+	opts, err := temporalOptions(cfg, logger)
+	if err != nil {
+		return cfg.TemporalAddress, cfg.TemporalNamespace
+	}
+	return opts.HostPort, opts.Namespace
+}
+
+// temporalOptions is how to reach Temporal: the SDK's environment
+// configuration first (a profile of temporal.toml, then TEMPORAL_ADDRESS,
+// TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*: as the temporal CLI
+// and every SDK read them), with each TRANSIT_TEMPORAL_* variable that is
+// set overriding it, and Transit's defaults for what neither sets.
 func temporalOptions(cfg config.Config, logger *slog.Logger) (client.Options, error) {
+	var opts client.Options
+	if cfg.TemporalEnv {
+		var err error
+		if opts, err = envconfig.LoadClientOptions(envconfig.LoadClientOptionsRequest{}); err != nil {
+			return client.Options{}, fmt.Errorf("Temporal's environment configuration (TEMPORAL_*, temporal.toml): %w", err)
+		}
+	}
+	if cfg.TemporalAddressSet || opts.HostPort == "" {
+		opts.HostPort = cfg.TemporalAddress
+	}
+	if cfg.TemporalNamespaceSet || opts.Namespace == "" {
+		opts.Namespace = cfg.TemporalNamespace
+	}
 	tlsCfg, err := cfg.TemporalTLS.ClientTLS()
 	if err != nil {
 		return client.Options{}, err
 	}
-	opts := client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    log.NewStructuredLogger(logger.With("component", "temporal")),
-	}
 	if tlsCfg != nil {
 		opts.ConnectionOptions.TLS = tlsCfg
 	}
+	if cfg.TemporalAPIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.TemporalAPIKey)
+		if opts.ConnectionOptions.TLS == nil {
+			opts.ConnectionOptions.TLS = &tls.Config{MinVersion: tls.VersionTLS12} // an API key goes over TLS only
+		}
+	}
+	opts.Logger = log.NewStructuredLogger(logger.With("component", "temporal"))
 	return opts, nil
 }
 
@@ -261,11 +293,13 @@ func dialTemporal(ctx context.Context, cfg config.Config, logger *slog.Logger, w
 			return c, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("connect to Temporal at %s (namespace %s, set by %s): %w",
-				cfg.TemporalAddress, cfg.TemporalNamespace, config.EnvTemporalAddress, err)
+			addr, ns := temporalTarget(cfg, logger)
+			return nil, fmt.Errorf("connect to Temporal at %s (namespace %s; set by %s or TEMPORAL_ADDRESS): %w",
+				addr, ns, config.EnvTemporalAddress, err)
 		}
 		if attempt == 1 || attempt%10 == 0 {
-			logger.Info("waiting for Temporal", "address", cfg.TemporalAddress, "err", err)
+			addr, _ := temporalTarget(cfg, logger)
+			logger.Info("waiting for Temporal", "address", addr, "err", err)
 		}
 		select {
 		case <-ctx.Done():
