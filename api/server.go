@@ -106,6 +106,7 @@ func NewRouter(opt Options) http.Handler {
 	r.GET("/readyz", h.readyz)
 	r.GET("/metrics", h.metrics.handler())
 	h.consoleRoutes(r)
+	r.GET("/api/v1/openapi.json", h.openAPI) // public: outside the authenticated group
 
 	// Who may use each route: the table in authz.go.
 	v1 := r.Group("/api/v1", h.authenticate, h.authorize)
@@ -292,7 +293,7 @@ func (h *Handler) index(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{
 		"name": "transit", "api": "v1",
 		"resources": []string{"/api/v1/applications", "/api/v1/environments", "/api/v1/targets",
-			"/api/v1/releases", "/api/v1/deployments", "/api/v1/audit", "/api/v1/audit/verify", "/api/v1/audit/head", "/api/v1/tokens", "/api/v1/whoami"},
+			"/api/v1/releases", "/api/v1/deployments", "/api/v1/audit", "/api/v1/audit/verify", "/api/v1/audit/head", "/api/v1/openapi.json", "/api/v1/tokens", "/api/v1/whoami"},
 	})
 }
 
