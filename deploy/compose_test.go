@@ -71,6 +71,7 @@ const (
 	transitServer = "transit-server"
 	transitWorker = "transit-worker"
 	setupService  = "temporal-setup"
+	schemaService = "temporal-schema"
 )
 
 var transitServices = []string{transitServer, transitWorker}
@@ -188,7 +189,7 @@ func checkVoteKey(t require.TestingT, p *types.Project) {
 }
 
 func checkServices(t require.TestingT, p *types.Project) {
-	for _, name := range []string{"postgres", "temporal", "temporal-ui", setupService, transitServer, transitWorker} {
+	for _, name := range []string{"postgres", schemaService, "temporal", "temporal-ui", setupService, transitServer, transitWorker} {
 		service(t, p, name)
 	}
 	require.Equal(t, []string{"server"}, []string(service(t, p, transitServer).Command))
@@ -275,7 +276,8 @@ func checkDatabase(t require.TestingT, p *types.Project) {
 		require.True(t, ok, "%s: role %q is not one the postgres service creates", name, user)
 		require.Equal(t, want, pass, "%s: password of role %q", name, user)
 	}
-	// auto-setup logs in as the superuser, which may create its databases.
+	// Temporal and its schema tool log in as the superuser, which may
+	// create Temporal's databases.
 	pgEnv := service(t, p, "postgres").Environment
 	tmp := service(t, p, "temporal")
 	require.Equal(t, "postgres12", env(t, tmp, "DB"))
@@ -285,6 +287,11 @@ func checkDatabase(t require.TestingT, p *types.Project) {
 	require.NotNil(t, pgEnv["POSTGRES_PASSWORD"])
 	require.Equal(t, *pgEnv["POSTGRES_USER"], env(t, tmp, "POSTGRES_USER"))
 	require.Equal(t, *pgEnv["POSTGRES_PASSWORD"], env(t, tmp, "POSTGRES_PWD"))
+	schema := service(t, p, schemaService)
+	require.Equal(t, "postgres", env(t, schema, "POSTGRES_SEEDS"))
+	require.Equal(t, "5432", env(t, schema, "DB_PORT"))
+	require.Equal(t, *pgEnv["POSTGRES_USER"], env(t, schema, "POSTGRES_USER"))
+	require.Equal(t, *pgEnv["POSTGRES_PASSWORD"], env(t, schema, "SQL_PASSWORD"))
 }
 
 func checkTemporal(t require.TestingT, p *types.Project) {
@@ -399,7 +406,8 @@ func checkBuild(t require.TestingT, p *types.Project) {
 }
 
 func checkDependsOn(t require.TestingT, p *types.Project) {
-	dependsOn(t, service(t, p, "temporal"), "postgres", types.ServiceConditionHealthy)
+	dependsOn(t, service(t, p, schemaService), "postgres", types.ServiceConditionHealthy)
+	dependsOn(t, service(t, p, "temporal"), schemaService, types.ServiceConditionCompletedSuccessfully)
 	dependsOn(t, service(t, p, setupService), "temporal", types.ServiceConditionHealthy)
 	dependsOn(t, service(t, p, "temporal-ui"), "temporal", types.ServiceConditionHealthy)
 	for _, name := range transitServices {
@@ -408,8 +416,10 @@ func checkDependsOn(t require.TestingT, p *types.Project) {
 		dependsOn(t, s, "postgres", types.ServiceConditionHealthy)
 	}
 	// A one-shot restarted forever would never complete.
-	require.NotContains(t, []string{types.RestartPolicyAlways, types.RestartPolicyUnlessStopped},
-		service(t, p, setupService).Restart, "%s restart policy", setupService)
+	for _, oneShot := range []string{setupService, schemaService} {
+		require.NotContains(t, []string{types.RestartPolicyAlways, types.RestartPolicyUnlessStopped},
+			service(t, p, oneShot).Restart, "%s restart policy", oneShot)
+	}
 	// service_healthy needs a healthcheck to wait for.
 	for _, s := range p.Services {
 		for dep, d := range s.DependsOn {
@@ -440,8 +450,37 @@ func checkSearchAttributes(t require.TestingT, p *types.Project) {
 	require.Contains(t, string(body), "temporal operator search-attribute create")
 	require.Contains(t, string(body), "--type Keyword")
 	require.Contains(t, string(body), "$SEARCH_ATTRIBUTES")
-	// auto-setup's own test attributes stay off (see the compose file).
-	require.Equal(t, "true", env(t, service(t, p, "temporal"), "SKIP_ADD_CUSTOM_SEARCH_ATTRIBUTES"))
+	// The server image creates no namespace: the script does.
+	require.Contains(t, string(body), `temporal operator namespace create`)
+
+	// The schemas: temporal-sql-tool sets up and updates both databases,
+	// and the server starts only after it exited 0.
+	schema := service(t, p, schemaService)
+	require.True(t, strings.HasPrefix(schema.Image, "temporalio/admin-tools:"), "%s image: %s", schemaService, schema.Image)
+	schemaScript := mountedScript(t, schema)
+	for _, want := range []string{"temporal-sql-tool --plugin postgres12", "setup-schema -v 0.0", "update-schema -d",
+		"/etc/temporal/schema/postgresql/v12", "temporal temporal_visibility", "visibility/versioned", "temporal/versioned"} {
+		require.Contains(t, schemaScript, want, "%s script", schemaService)
+	}
+	// The admin-tools and server images are of the same Temporal release.
+	_, serverTag, _ := strings.Cut(service(t, p, "temporal").Image, ":")
+	_, toolsTag, _ := strings.Cut(schema.Image, ":")
+	require.True(t, strings.HasPrefix(toolsTag, serverTag+"-") || toolsTag == serverTag, "server %s, admin-tools %s", serverTag, toolsTag)
+}
+
+// mountedScript returns the text of the script that service s runs from a
+// file it mounts.
+func mountedScript(t require.TestingT, s types.ServiceConfig) string {
+	run := strings.Join(append(slices.Clone(s.Entrypoint), s.Command...), " ")
+	for _, v := range s.Volumes {
+		if v.Type == types.VolumeTypeBind && strings.Contains(run, v.Target) {
+			body, err := os.ReadFile(v.Source)
+			require.NoError(t, err)
+			return string(body)
+		}
+	}
+	require.Fail(t, "no mounted script", "%s runs %q, which it does not mount", s.Name, run)
+	return ""
 }
 
 func checkImagesPinned(t require.TestingT, p *types.Project) {
@@ -455,7 +494,8 @@ func checkImagesPinned(t require.TestingT, p *types.Project) {
 		require.True(t, ok && tag != "" && tag != "latest", "service %s: pin image %q to a tag", s.Name, s.Image)
 	}
 	require.Equal(t, "postgres:15", service(t, p, "postgres").Image)
-	require.True(t, strings.HasPrefix(service(t, p, "temporal").Image, "temporalio/auto-setup:"))
+	require.True(t, strings.HasPrefix(service(t, p, "temporal").Image, "temporalio/server:"),
+		"the server image, not the retired auto-setup one")
 	require.True(t, strings.HasPrefix(service(t, p, "temporal-ui").Image, "temporalio/ui:"))
 }
 
@@ -465,7 +505,9 @@ func checkHealthchecks(t require.TestingT, p *types.Project) {
 	require.Contains(t, []string(pg.Test), "pg_isready")
 	tmp := service(t, p, "temporal").HealthCheck
 	require.NotNil(t, tmp)
-	require.Contains(t, strings.Join(tmp.Test, " "), temporalAddr)
+	// The server image has no temporal CLI: the probe is that its frontend
+	// port takes connections.
+	require.Contains(t, strings.Join(tmp.Test, " "), portOf(t, temporalAddr))
 	// The server's healthcheck asks its own API, on the port it listens on.
 	srv := service(t, p, transitServer).HealthCheck
 	require.NotNil(t, srv)
@@ -513,7 +555,9 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{"ui url", "ports", "TRANSIT_TEMPORAL_UI_URL: http://localhost:8233", "TRANSIT_TEMPORAL_UI_URL: http://localhost:8088"},
 		{"unknown variable", "env-names", "  TRANSIT_LOG_FORMAT: text\n", "  TRANSIT_LOG_FORMAT: text\n  TRANSIT_METRICS_ADDR: \":9090\"\n"},
 		{"setup condition", "depends-on", "condition: service_completed_successfully", "condition: service_started"},
-		{"postgres condition", "depends-on", "    depends_on:\n      postgres:\n        condition: service_healthy\n    environment:\n      DB:", "    depends_on:\n      postgres:\n        condition: service_started\n    environment:\n      DB:"},
+		{"postgres condition", "depends-on", "    depends_on:\n      postgres:\n        condition: service_healthy\n    environment:\n      POSTGRES_SEEDS:", "    depends_on:\n      postgres:\n        condition: service_started\n    environment:\n      POSTGRES_SEEDS:"},
+		{"schema before server", "depends-on", "      temporal-schema:\n        condition: service_completed_successfully", "      temporal-schema:\n        condition: service_started"},
+		{"auto-setup image", "images-pinned", "temporalio/server:1.29.1", "temporalio/auto-setup:1.29.1"},
 		{"missing attribute", "search-attrs", "TransitReleaseVersion TransitStage", "TransitReleaseVersion"},
 		{"build context", "build", "      context: .\n", "      context: ./deploy\n"},
 		{"worker command", "services", `command: ["worker"]`, `command: ["server"]`},

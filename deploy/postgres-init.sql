@@ -4,7 +4,7 @@
 -- the volume with `docker compose down -v`).
 --
 -- Temporal's databases (temporal, temporal_visibility) are not made here:
--- temporalio/auto-setup creates them and their schemas itself.
+-- the temporal-schema service creates them and their schemas.
 -- Keep the name and password in step with TRANSIT_DATABASE_URL.
 CREATE ROLE transit WITH LOGIN PASSWORD 'transit';
 CREATE DATABASE transit OWNER transit;

@@ -1,8 +1,9 @@
 #!/bin/sh
-# Registers Transit's custom search attributes (all of type Keyword) in a
-# Temporal namespace. The temporalio/auto-setup image registers none of its
-# own for us, and Transit's workflows set these when they start, so this must
-# succeed before `transit server` and `transit worker` run.
+# Creates the Temporal namespace Transit uses when it is missing, and
+# registers Transit's custom search attributes (all of type Keyword) in it.
+# The temporalio/server image creates no namespace, and Transit's workflows
+# set these attributes when they start, so this must succeed before
+# `transit server` and `transit worker` run.
 #
 # Run by the temporal-setup service in docker-compose.yml (image
 # temporalio/admin-tools); it is safe to re-run: attributes that already exist
@@ -13,6 +14,7 @@
 #   TEMPORAL_ADDRESS     Temporal frontend, host:port (read by the temporal CLI too)
 #   TEMPORAL_NAMESPACE   namespace to register them in (read by the temporal CLI too)
 #   SEARCH_ATTRIBUTES    space-separated names to register as Keyword
+#   RETENTION            how long the namespace keeps closed workflows, when this creates it (default 30d)
 #   MAX_ATTEMPTS         how many times to poll Temporal before giving up (default 90)
 #   SLEEP_SECONDS        pause between polls (default 2)
 set -eu
@@ -20,6 +22,7 @@ set -eu
 : "${TEMPORAL_ADDRESS:?set TEMPORAL_ADDRESS, e.g. temporal:7233}"
 : "${TEMPORAL_NAMESPACE:=default}"
 : "${SEARCH_ATTRIBUTES:?set SEARCH_ATTRIBUTES to the names to register}"
+: "${RETENTION:=30d}"
 : "${MAX_ATTEMPTS:=90}"
 : "${SLEEP_SECONDS:=2}"
 export TEMPORAL_ADDRESS TEMPORAL_NAMESPACE
@@ -50,7 +53,12 @@ has_keyword() {
 
 wait_for "Temporal at $TEMPORAL_ADDRESS" \
 	temporal operator cluster health --address "$TEMPORAL_ADDRESS"
-# auto-setup creates the namespace a moment after the frontend starts serving.
+if temporal operator namespace describe --address "$TEMPORAL_ADDRESS" --namespace "$TEMPORAL_NAMESPACE" >/dev/null 2>&1; then
+	echo "temporal-setup: namespace $TEMPORAL_NAMESPACE exists"
+elif temporal operator namespace create --address "$TEMPORAL_ADDRESS" --namespace "$TEMPORAL_NAMESPACE" --retention "$RETENTION"; then
+	echo "temporal-setup: created namespace $TEMPORAL_NAMESPACE (retention $RETENTION)"
+fi
+# A new namespace takes a moment to reach every frontend.
 wait_for "namespace $TEMPORAL_NAMESPACE" \
 	temporal operator namespace describe --address "$TEMPORAL_ADDRESS" --namespace "$TEMPORAL_NAMESPACE"
 
