@@ -317,9 +317,21 @@ func (h *Handler) createRelease(c *gin.Context) {
 	reply(h, c, http.StatusCreated, r, h.store.CreateRelease(c, actor(c), r))
 }
 
+// ReleaseDetail is GET /releases/{id}: the release, and where it stands in
+// each environment of its application's lifecycle.
+type ReleaseDetail struct {
+	*models.Release
+	Lifecycle []models.LifecycleStep `json:"lifecycle"`
+}
+
 func (h *Handler) getRelease(c *gin.Context) {
 	r, err := h.store.GetRelease(c, c.Param("id"))
-	reply(h, c, http.StatusOK, r, err)
+	if err != nil {
+		h.fail(c, err)
+		return
+	}
+	steps, err := h.store.ReleaseLifecycle(c, r)
+	reply(h, c, http.StatusOK, ReleaseDetail{Release: r, Lifecycle: steps}, err)
 }
 
 func (h *Handler) listReleases(c *gin.Context) {

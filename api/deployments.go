@@ -101,6 +101,10 @@ func (h *Handler) createDeployment(c *gin.Context) {
 			return
 		}
 	}
+	if err := h.promoted(c, rel, env, scenario); err != nil {
+		h.fail(c, err)
+		return
+	}
 	d := &models.Deployment{ApplicationID: in.ApplicationID, EnvironmentID: in.EnvironmentID, ReleaseID: in.ReleaseID,
 		ReleaseVersion: rel.Version, Scenario: scenario, Strategy: models.NewJSON(in.Strategy), NotBefore: in.NotBefore,
 		RetainData: in.RetainData, Reason: in.Reason}
@@ -143,6 +147,24 @@ func (h *Handler) createDeployment(c *gin.Context) {
 		return
 	}
 	c.JSON(status, DeploymentResponse{Deployment: d, WorkflowID: d.WorkflowID, TemporalUI: h.uiLink(d.WorkflowID)})
+}
+
+// promoted refuses a release that has not passed the environments the
+// policy's promotion asks for (a decommission needs none).
+func (h *Handler) promoted(c *gin.Context, rel *models.Release, env *models.Environment, scenario string) error {
+	pr := env.Policy.V.Promotion
+	if !pr.Required() || scenario == models.ScenarioDecommission {
+		return nil
+	}
+	steps, err := h.store.ReleaseLifecycle(c, rel)
+	if err != nil {
+		return err
+	}
+	if gaps := pr.Gap(env, steps, time.Now()); len(gaps) > 0 {
+		return fmt.Errorf("release %s may not go to %s yet: %s (the promotion policy of %s): %w",
+			rel.Version, env.Name, strings.Join(gaps, "; "), env.Name, models.ErrConflict)
+	}
+	return nil
 }
 
 // mayDeploy refuses a deployer another team's application, and a

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +39,26 @@ type Policy struct {
 	ObservationProbes []ProbeSpec `json:"observation_probes"`
 	// ExitCriteria decide the handover to operations at the end of ELS.
 	ExitCriteria ExitCriteria `json:"exit_criteria"`
+	// Promotion: what a release must have done before it may come here.
+	Promotion Promotion `json:"promotion,omitzero"`
 }
+
+// Promotion is an environment's place in its application's lifecycle: a
+// release is promoted, not teleported. A deployment that does not meet it
+// is refused at submit (409, naming the environment it has not passed).
+type Promotion struct {
+	// Previous requires that the release completed, and was not rolled
+	// back, in every environment of the application with a lower position.
+	Previous bool `json:"previous,omitempty"`
+	// Requires names environments (of the same application) where it must
+	// have completed.
+	Requires []string `json:"requires,omitempty"`
+	// MinSoak is how long since it was handed over there ("24h").
+	MinSoak Duration `json:"min_soak,omitempty"`
+}
+
+// Required reports whether the promotion asks for anything.
+func (p Promotion) Required() bool { return p.Previous || len(p.Requires) > 0 }
 
 // ChangeWindow is a weekly window: on Days, from Start to End (HH:MM) in Timezone.
 type ChangeWindow struct {
@@ -263,6 +283,15 @@ func (p *Policy) Validate() error {
 	if p.ApprovalExpiry < 0 {
 		v.Add("approval_expiry", "must be positive")
 	}
+	for i, name := range p.Promotion.Requires {
+		ValidateName(v, fmt.Sprintf("promotion.requires[%d]", i), name)
+	}
+	if p.Promotion.MinSoak < 0 {
+		v.Add("promotion.min_soak", "must be positive")
+	}
+	if p.Promotion.MinSoak > 0 && !p.Promotion.Required() {
+		v.Add("promotion.min_soak", "needs previous: true or requires: the environments to soak in")
+	}
 	for i, w := range p.ChangeWindows {
 		f := fmt.Sprintf("change_windows[%d]", i)
 		if len(w.Days) == 0 {
@@ -452,4 +481,58 @@ func canaryNoWider(s, base []CanaryStep) bool {
 		}
 	}
 	return true
+}
+
+// LifecycleStep is where a release stands in one environment of its
+// application: its last deployment there.
+type LifecycleStep struct {
+	EnvironmentID string     `json:"environment_id"`
+	Environment   string     `json:"environment"`
+	Position      int        `json:"position"`
+	Deployments   int        `json:"deployments"`
+	DeploymentID  string     `json:"deployment_id,omitempty"`
+	Scenario      string     `json:"scenario,omitempty"`
+	Status        Status     `json:"status,omitempty"`
+	FinishedAt    *time.Time `json:"finished_at,omitempty"`
+}
+
+// Passed reports whether the release runs there, handed over: its last
+// deployment there completed (and was not a decommission).
+func (s LifecycleStep) Passed() bool {
+	return (s.Status == StatusCompleted || s.Status == StatusCompletedWithIssues) && s.Scenario != ScenarioDecommission
+}
+
+// PromotionGap says why a release may not come to env yet (nil: it may),
+// given where it stands in every environment of its application.
+func (p Promotion) Gap(env *Environment, steps []LifecycleStep, now time.Time) []string {
+	var need []LifecycleStep
+	byName := map[string]LifecycleStep{}
+	for _, s := range steps {
+		byName[s.Environment] = s
+		if p.Previous && s.Position < env.Position && s.EnvironmentID != env.ID {
+			need = append(need, s)
+		}
+	}
+	for _, name := range p.Requires {
+		s, ok := byName[name]
+		if !ok {
+			s = LifecycleStep{Environment: name}
+		}
+		if !slices.ContainsFunc(need, func(n LifecycleStep) bool { return n.Environment == name }) {
+			need = append(need, s)
+		}
+	}
+	var gaps []string
+	for _, s := range need {
+		switch {
+		case s.Deployments == 0:
+			gaps = append(gaps, fmt.Sprintf("it has not been deployed to %s", s.Environment))
+		case !s.Passed():
+			gaps = append(gaps, fmt.Sprintf("its last deployment to %s (%s) is %s %s, not completed", s.Environment, s.DeploymentID, s.Scenario, s.Status))
+		case p.MinSoak > 0 && s.FinishedAt != nil && now.Sub(*s.FinishedAt) < p.MinSoak.D():
+			gaps = append(gaps, fmt.Sprintf("it has soaked in %s for %s of the %s required", s.Environment,
+				now.Sub(*s.FinishedAt).Round(time.Minute), p.MinSoak.D()))
+		}
+	}
+	return gaps
 }

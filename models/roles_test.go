@@ -70,3 +70,26 @@ func TestRolesOfTokens(t *testing.T) {
 	require.ErrorContains(t, err, `unknown role "superuser"`)
 	require.ErrorContains(t, err, "teams[0]")
 }
+
+func TestPromotionGap(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	done := now.Add(-2 * time.Hour)
+	steps := []models.LifecycleStep{
+		{EnvironmentID: "e1", Environment: "dev", Position: 0, Deployments: 1, Scenario: "install", Status: models.StatusCompleted, FinishedAt: &done},
+		{EnvironmentID: "e2", Environment: "staging", Position: 1, Deployments: 2, DeploymentID: "dep_2", Scenario: "upgrade", Status: models.StatusRolledBack},
+		{EnvironmentID: "e3", Environment: "prod", Position: 2},
+	}
+	prod := &models.Environment{ID: "e3", Name: "prod", Position: 2}
+	gaps := models.Promotion{Previous: true}.Gap(prod, steps, now)
+	require.Equal(t, []string{"its last deployment to staging (dep_2) is upgrade rolled_back, not completed"}, gaps)
+
+	require.Empty(t, models.Promotion{Requires: []string{"dev"}}.Gap(prod, steps, now))
+	require.Equal(t, []string{"it has soaked in dev for 2h0m0s of the 24h0m0s required"},
+		models.Promotion{Requires: []string{"dev"}, MinSoak: models.Duration(24 * time.Hour)}.Gap(prod, steps, now))
+	require.Equal(t, []string{"it has not been deployed to qa"}, models.Promotion{Requires: []string{"qa"}}.Gap(prod, steps, now))
+
+	removed := append([]models.LifecycleStep{}, steps...)
+	removed[0].Scenario = models.ScenarioDecommission
+	require.Contains(t, models.Promotion{Requires: []string{"dev"}}.Gap(prod, removed, now)[0], "decommission completed, not completed")
+	require.Empty(t, models.Promotion{}.Gap(prod, steps, now), "no promotion asks nothing")
+}

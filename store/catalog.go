@@ -426,3 +426,32 @@ func (s *Store) FindRelease(ctx context.Context, application, version string) (*
 	}
 	return &r, nil
 }
+
+// ReleaseLifecycle is where a release stands in each environment of its
+// application (by position): its last deployment there.
+func (s *Store) ReleaseLifecycle(ctx context.Context, rel *models.Release) ([]models.LifecycleStep, error) {
+	var envs []models.Environment
+	if err := s.db.WithContext(ctx).Where("application_id = ?", rel.ApplicationID).Order("position, name").Find(&envs).Error; err != nil {
+		return nil, fmt.Errorf("list environments of %s: %w", rel.ApplicationID, err)
+	}
+	var deps []models.Deployment
+	if err := s.db.WithContext(ctx).Omit("plan").Where("release_id = ?", rel.ID).Order("id").Find(&deps).Error; err != nil {
+		return nil, fmt.Errorf("list deployments of release %s: %w", rel.ID, err)
+	}
+	steps := make([]models.LifecycleStep, len(envs))
+	at := map[string]int{}
+	for i, e := range envs {
+		steps[i] = models.LifecycleStep{EnvironmentID: e.ID, Environment: e.Name, Position: e.Position}
+		at[e.ID] = i
+	}
+	for _, d := range deps {
+		i, ok := at[d.EnvironmentID]
+		if !ok {
+			continue
+		}
+		st := &steps[i]
+		st.Deployments++
+		st.DeploymentID, st.Scenario, st.Status, st.FinishedAt = d.ID, d.Scenario, d.Status, d.FinishedAt
+	}
+	return steps, nil
+}
