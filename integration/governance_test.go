@@ -61,3 +61,39 @@ func TestPromotionThroughTheLifecycle(t *testing.T) {
 		"promotion": map[string]any{"min_soak": "1h"}}})
 	require.Equal(t, 422, r.Status, "a soak without environments to soak in: %s", r.Raw)
 }
+
+// A standard change is approved by the policy, with its rule, the risk and
+// its reasons in the audit log; a riskier one waits for people.
+func TestStandardChangeApprovedByPolicy(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	policy := quickPolicy()
+	policy.ApprovalsRequired = 2
+	policy.ApproverGroups = []string{"release-managers"}
+	policy.StandardChange = &models.StandardChange{MaxRisk: 40, Scenarios: []string{models.ScenarioInstall}}
+	c := s.seed("prod", 1, policy, "", "1.0.0")
+	id := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
+	d := s.waitStatus(id, time.Minute, models.StatusCompleted)
+	require.Equal(t, string(models.StatusCompleted), d.str("deployment", "status"), "no one had to vote")
+	approvals, _ := d.get("approvals").([]any)
+	require.Len(t, approvals, 1, d.Raw)
+	require.Equal(t, "policy:standard-change", approvals[0].(map[string]any)["approver"])
+	var comment string
+	require.EventuallyWithT(t, func(co *assertCollect) {
+		events := s.must(200, "GET", "/api/v1/audit?actor=policy:standard-change&action=approve", nil).items()
+		if len(events) != 1 {
+			co.Errorf("the policy's approval is not in the audit log yet (%d)", len(events))
+			return
+		}
+		all, _ := json.Marshal(events[0])
+		comment = string(all)
+	}, 20*time.Second, 200*time.Millisecond)
+	require.Contains(t, comment, "standard change: install with risk medium (40) ≤ max_risk 40")
+	require.Contains(t, comment, "the standard_change rule of prod")
+	s.saveHistory(id, "standard_change")
+
+	// Not one the rule covers (an upgrade): it waits for its two approvers.
+	other := s.must(201, "POST", "/api/v1/releases", map[string]any{"application_id": c.app, "version": "2.0.0",
+		"artifacts": []map[string]string{{"name": "shop", "image": "shop:2"}}}).str("id")
+	id2 := s.deploy(s.admin, map[string]any{"release": other, "environment": c.env})
+	s.waitStatus(id2, 30*time.Second, models.StatusAwaitingApproval)
+}

@@ -21,8 +21,9 @@ type Policy struct {
 	SelfApprovalAllowed bool `json:"self_approval_allowed"`
 	// ApprovalExpiry ends a deployment as expired when the quorum is not met in time.
 	ApprovalExpiry Duration `json:"approval_expiry"`
-	// AutoApproveStandardChanges approves deployments flagged as standard changes.
-	AutoApproveStandardChanges bool `json:"auto_approve_standard_changes"`
+	// StandardChange, when set, pre-approves deployments that it matches:
+	// the policy approves them, and the approval names the rule.
+	StandardChange *StandardChange `json:"standard_change,omitempty"`
 	// ChangeWindows are the weekly windows in which rollouts may start.
 	ChangeWindows []ChangeWindow `json:"change_windows"`
 	// Freezes are periods in which no rollout may run.
@@ -41,6 +42,34 @@ type Policy struct {
 	ExitCriteria ExitCriteria `json:"exit_criteria"`
 	// Promotion: what a release must have done before it may come here.
 	Promotion Promotion `json:"promotion,omitzero"`
+}
+
+// StandardChange is a pre-approved kind of change (ITIL): a deployment
+// whose risk is at most MaxRisk, of one of the Scenarios, that passed the
+// environment's promotion, is approved by the policy.
+type StandardChange struct {
+	MaxRisk int `json:"max_risk"`
+	// Scenarios it covers (default: upgrade only).
+	Scenarios []string `json:"scenarios,omitempty"`
+}
+
+// Matches says whether the plan is a standard change, and why (or why not).
+func (sc *StandardChange) Matches(p Plan) (bool, string) {
+	if sc == nil {
+		return false, "the policy has no standard change"
+	}
+	scenarios := sc.Scenarios
+	if len(scenarios) == 0 {
+		scenarios = []string{ScenarioUpgrade}
+	}
+	switch {
+	case !slices.Contains(scenarios, p.Scenario):
+		return false, fmt.Sprintf("a %s is not a standard change here (scenarios %s)", p.Scenario, strings.Join(scenarios, ", "))
+	case p.Risk.Score > sc.MaxRisk:
+		return false, fmt.Sprintf("risk %d is above the standard change's max_risk %d", p.Risk.Score, sc.MaxRisk)
+	}
+	return true, fmt.Sprintf("standard change: %s with risk %s (%d) ≤ max_risk %d; %s", p.Scenario, p.Risk.Level, p.Risk.Score,
+		sc.MaxRisk, strings.Join(p.Risk.Reasons, "; "))
 }
 
 // Promotion is an environment's place in its application's lifecycle: a
@@ -282,6 +311,16 @@ func (p *Policy) Validate() error {
 	}
 	if p.ApprovalExpiry < 0 {
 		v.Add("approval_expiry", "must be positive")
+	}
+	if sc := p.StandardChange; sc != nil {
+		if sc.MaxRisk < 0 || sc.MaxRisk > 100 {
+			v.Add("standard_change.max_risk", "must be between 0 and 100 (the risk score's range)")
+		}
+		for i, s := range sc.Scenarios {
+			if !slices.Contains([]string{ScenarioInstall, ScenarioUpgrade, ScenarioDowngrade}, s) {
+				v.Add(fmt.Sprintf("standard_change.scenarios[%d]", i), "%q must be one of install, upgrade, downgrade", s)
+			}
+		}
 	}
 	for i, name := range p.Promotion.Requires {
 		ValidateName(v, fmt.Sprintf("promotion.requires[%d]", i), name)

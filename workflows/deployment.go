@@ -273,6 +273,13 @@ func (d *deployment) planStep() (models.Status, string) {
 // It returns "" when approved, else the final status and why.
 func (d *deployment) awaitApproval() (models.Status, string) {
 	policy := d.Plan.Policy
+	if ok, why := policy.StandardChange.Matches(d.Plan); ok &&
+		workflow.GetVersion(d.safe, versionStandardChange, workflow.DefaultVersion, 1) == 1 {
+		// Pre-approved: the policy approves it, and says by which rule.
+		d.applyVote(models.DecisionApprove, models.VoteInput{Approver: "policy:standard-change",
+			Comment: why + " (the standard_change rule of " + d.Plan.Environment + ")"}, models.ViaPolicy)
+		return "", ""
+	}
 	if policy.ApprovalsRequired == 0 {
 		d.applyVote(models.DecisionApprove, models.VoteInput{Approver: "policy:" + d.Plan.Environment,
 			Comment: "the policy of " + d.Plan.Environment + " requires no approval"}, models.ViaPolicy)
@@ -301,6 +308,10 @@ func (d *deployment) awaitApproval() (models.Status, string) {
 	return models.StatusExpired, fmt.Sprintf("approval expired after %s with %d of %d approvals",
 		policy.ApprovalExpiry.D(), d.approvedCount(), policy.ApprovalsRequired)
 }
+
+// versionStandardChange is when a policy's standard_change began to approve
+// the deployments it matches (before it, the field did not exist).
+const versionStandardChange = "standard-change"
 
 func (d *deployment) approved() bool {
 	return d.Status == models.StatusAwaitingApproval && d.Rejection == nil && d.approvedCount() >= d.Plan.Policy.ApprovalsRequired

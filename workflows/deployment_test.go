@@ -359,6 +359,28 @@ func (s *deploymentSuite) TestForgedGroupsInAnUpdateAreNotBelieved() {
 	s.Contains(strings.Join(s.timeline(models.EventVote), "\n"), "rita voted approve via update (1 of 2 approvals)")
 }
 
+// A standard change is approved by the policy, which names its rule, the
+// risk and its reasons; one above the rule's risk waits for people.
+func (s *deploymentSuite) TestStandardChangeIsApprovedByPolicy() {
+	s.plan.Policy.ApprovalsRequired = 2
+	s.plan.Policy.StandardChange = &models.StandardChange{MaxRisk: 30}
+	s.plan.Risk = models.Risk{Score: 20, Level: "low", Reasons: []string{"+20 a reason"}}
+	res := s.run(input())
+	s.Equal(models.StatusCompleted, res.Status, res.Outcome)
+	votes := strings.Join(s.timeline(models.EventVote), "\n")
+	s.Contains(votes, "policy:standard-change voted approve via policy: standard change: upgrade with risk low (20) ≤ max_risk 30; +20 a reason (the standard_change rule of prod)")
+}
+
+func (s *deploymentSuite) TestRiskierThanTheStandardChangeWaitsForPeople() {
+	s.plan.Policy.ApprovalsRequired = 1
+	s.plan.Policy.ApprovalExpiry = models.Duration(time.Hour)
+	s.plan.Policy.StandardChange = &models.StandardChange{MaxRisk: 30}
+	s.plan.Risk = models.Risk{Score: 45, Level: "medium"}
+	res := s.run(input())
+	s.Equal(models.StatusExpired, res.Status, "nobody voted: %s", res.Outcome)
+	s.Empty(s.timeline(models.EventVote))
+}
+
 func (s *deploymentSuite) TestSelfApprovalWhenPolicyAllows() {
 	s.plan.Policy.ApprovalsRequired = 1
 	s.plan.Policy.SelfApprovalAllowed = true
