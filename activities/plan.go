@@ -63,6 +63,7 @@ func (a *Activities) Plan(ctx context.Context, in models.DeploymentInput) (PlanR
 	plan := models.Plan{
 		Application:     app.Name,
 		OwnerTeam:       app.OwnerTeam,
+		Emergency:       in.Emergency,
 		Environment:     env.Name,
 		ReleaseVersion:  rel.Version,
 		Scenario:        in.Scenario,

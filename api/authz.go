@@ -94,6 +94,13 @@ var rules = []rule{
 	{Method: "GET", Path: "/api/v1/tokens", Roles: adminsOnly},
 	{Method: "POST", Path: "/api/v1/tokens", Roles: adminsOnly},
 	{Method: "DELETE", Path: "/api/v1/tokens/:id", Roles: adminsOnly},
+
+	{Method: "GET", Path: "/api/v1/subscriptions", Roles: adminsOnly},
+	{Method: "POST", Path: "/api/v1/subscriptions", Roles: adminsOnly},
+	{Method: "GET", Path: "/api/v1/subscriptions/:id", Roles: adminsOnly},
+	{Method: "PATCH", Path: "/api/v1/subscriptions/:id", Roles: adminsOnly},
+	{Method: "DELETE", Path: "/api/v1/subscriptions/:id", Roles: adminsOnly},
+	{Method: "GET", Path: "/api/v1/subscriptions/:id/deliveries", Roles: adminsOnly},
 }
 
 var rulesByRoute = func() map[string]rule {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,8 @@ type CreateDeploymentRequest struct {
 	NotBefore   *time.Time       `json:"not_before"`
 	RetainData  bool             `json:"retain_data"`
 	Reason      string           `json:"reason"`
+	// Emergency makes it an emergency change: {"reason": "…", "incident": "INC-123"}.
+	Emergency *models.Emergency `json:"emergency"`
 }
 
 // DeploymentResponse is a deployment with where to watch it.
@@ -75,7 +78,7 @@ func (h *Handler) createDeployment(c *gin.Context) {
 	}
 	in := models.DeploymentInput{ApplicationID: rel.ApplicationID, EnvironmentID: env.ID, ReleaseID: rel.ID,
 		Scenario: req.Scenario, Strategy: req.Strategy, NotBefore: req.NotBefore, RetainData: req.RetainData,
-		Reason: strings.TrimSpace(req.Reason)}
+		Reason: strings.TrimSpace(req.Reason), Emergency: req.Emergency}
 	if err := in.Validate(); err != nil {
 		h.fail(c, err)
 		return
@@ -107,7 +110,7 @@ func (h *Handler) createDeployment(c *gin.Context) {
 	}
 	d := &models.Deployment{ApplicationID: in.ApplicationID, EnvironmentID: in.EnvironmentID, ReleaseID: in.ReleaseID,
 		ReleaseVersion: rel.Version, Scenario: scenario, Strategy: models.NewJSON(in.Strategy), NotBefore: in.NotBefore,
-		RetainData: in.RetainData, Reason: in.Reason}
+		RetainData: in.RetainData, Reason: in.Reason, Emergency: models.NewJSON(in.Emergency)}
 	d, created, err := h.store.CreateDeployment(c, actor(c), d, store.IdempotencyKey{Key: key, RequestHash: requestHash(in)})
 	if err != nil {
 		h.fail(c, err)
@@ -128,7 +131,7 @@ func (h *Handler) createDeployment(c *gin.Context) {
 		TaskQueue:             h.taskQueue,
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		TypedSearchAttributes: models.StartAttributes(app.Name, env.Name, rel.Version),
-		StaticSummary:         summary(d.Scenario, app.Name, rel.Version, env.Name),
+		StaticSummary:         emergencyMark(in.Emergency) + summary(d.Scenario, app.Name, rel.Version, env.Name),
 		StaticDetails: fmt.Sprintf("Deployment %s requested by %s.\n\nReason: %s\n\nTransit: [%s](%s)",
 			d.ID, d.RequestedBy, orNone(in.Reason), in.Link, in.Link),
 	}
@@ -185,6 +188,13 @@ func (h *Handler) mayDeploy(c *gin.Context, app *models.Application, env *models
 				env.Name, strings.Join(loose, "; "))}
 	}
 	return nil
+}
+
+func emergencyMark(e *models.Emergency) string {
+	if e == nil {
+		return ""
+	}
+	return "EMERGENCY: "
 }
 
 // summary is the workflow's title in the Temporal UI: "Deploy shop 2.0.0 to
@@ -447,9 +457,15 @@ func (h *Handler) approve(c *gin.Context) {
 // the API and of the console alike.
 func (h *Handler) vote(c *gin.Context, p models.Principal, id, decision, comment string) (models.VoteResult, error) {
 	var res models.VoteResult
+	// The voter's roles go with its groups (as role:…), signed, for a
+	// policy that asks for a role (an emergency change's release managers).
+	groups := slices.Clone(p.Groups)
+	for _, r := range p.Roles {
+		groups = append(groups, models.RolePrefix+r)
+	}
 	err := h.update(c, id, decision, func(depID string) any {
-		v := models.VoteInput{Approver: p.Subject, Groups: p.Groups, Comment: comment}
-		v.Proof = h.sign(depID, decision, p.Subject, p.Groups, comment)
+		v := models.VoteInput{Approver: p.Subject, Groups: groups, Comment: comment}
+		v.Proof = h.sign(depID, decision, p.Subject, groups, comment)
 		return v
 	}, &res)
 	return res, err

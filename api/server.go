@@ -109,7 +109,8 @@ func NewRouter(opt Options) http.Handler {
 	r.GET("/api/v1/openapi.json", h.openAPI) // public: outside the authenticated group
 
 	// Who may use each route: the table in authz.go.
-	v1 := r.Group("/api/v1", h.authenticate, h.authorize)
+	// startNotifications: see api/subscriptions.go.
+	v1 := r.Group("/api/v1", h.authenticate, h.authorize, h.startNotifications)
 	v1.GET("", h.index)
 	v1.GET("/whoami", h.whoami)
 
@@ -157,6 +158,14 @@ func NewRouter(opt Options) http.Handler {
 	v1.POST("/tokens", h.createToken)
 	v1.GET("/tokens", h.listTokens)
 	v1.DELETE("/tokens/:id", h.revokeToken)
+
+	// Notification subscriptions: where the events go, signed (admins).
+	v1.POST("/subscriptions", h.createSubscription)
+	v1.GET("/subscriptions", h.listSubscriptions)
+	v1.GET("/subscriptions/:id", h.getSubscription)
+	v1.PATCH("/subscriptions/:id", h.updateSubscription)
+	v1.DELETE("/subscriptions/:id", h.deleteSubscription)
+	v1.GET("/subscriptions/:id/deliveries", h.listDeliveries)
 	return r
 }
 
@@ -293,7 +302,7 @@ func (h *Handler) index(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{
 		"name": "transit", "api": "v1",
 		"resources": []string{"/api/v1/applications", "/api/v1/environments", "/api/v1/targets",
-			"/api/v1/releases", "/api/v1/deployments", "/api/v1/audit", "/api/v1/audit/verify", "/api/v1/audit/head", "/api/v1/openapi.json", "/api/v1/tokens", "/api/v1/whoami"},
+			"/api/v1/releases", "/api/v1/deployments", "/api/v1/audit", "/api/v1/audit/verify", "/api/v1/audit/head", "/api/v1/openapi.json", "/api/v1/subscriptions", "/api/v1/tokens", "/api/v1/whoami"},
 	})
 }
 

@@ -1,11 +1,14 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/transit-hq/transit/models"
 )
@@ -96,4 +99,59 @@ func TestStandardChangeApprovedByPolicy(t *testing.T) {
 		"artifacts": []map[string]string{{"name": "shop", "image": "shop:2"}}}).str("id")
 	id2 := s.deploy(s.admin, map[string]any{"release": other, "environment": c.env})
 	s.waitStatus(id2, 30*time.Second, models.StatusAwaitingApproval)
+}
+
+// An emergency change goes through a freeze after its own approval (a
+// release manager's), marked on the timeline, in the audit log and in the
+// Temporal UI; an ordinary deployment is held by the same freeze.
+func TestEmergencyChangeThroughAFreeze(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	policy := quickPolicy()
+	policy.ApprovalsRequired = 1
+	policy.ApproverGroups = []string{"release-managers"}
+	policy.SelfApprovalAllowed = true
+	now := time.Now().UTC()
+	policy.Freezes = []models.Freeze{{Start: now.Add(-time.Hour), End: now.Add(48 * time.Hour), Reason: "year end"}}
+	c := s.seed("prod", 1, policy, "", "1.0.0", "1.0.1")
+	rita := s.issueToken("rita", "release-managers") // approver group, roles deployer+release_manager (a token without roles)
+	qa := s.issue(models.APIToken{Subject: "quinn", Groups: models.NewJSON([]string{"release-managers"}), Roles: models.NewJSON([]string{models.RoleViewer})})
+
+	ordinary := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env})
+	s.waitStatus(ordinary, 30*time.Second, models.StatusAwaitingApproval)
+	require.Equal(t, 200, s.call("POST", "/api/v1/deployments/"+ordinary+"/approvals", rita, map[string]any{"decision": "approve"}).Status)
+	held := s.waitStatus(ordinary, 30*time.Second, models.StatusScheduled)
+	require.Eventually(t, func() bool {
+		return s.must(200, "GET", "/api/v1/deployments/"+ordinary, nil).str("deployment", "hold", "kind") == string(models.HoldFreeze)
+	}, 20*time.Second, 200*time.Millisecond, "the ordinary one is held by the freeze: %s", held.Raw)
+	require.Equal(t, 200, s.call("POST", "/api/v1/deployments/"+ordinary+"/abort", s.admin, map[string]any{"reason": "make way"}).Status)
+	s.waitStatus(ordinary, 30*time.Second, models.StatusCancelled)
+
+	r := s.call("POST", "/api/v1/deployments", s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env,
+		"emergency": map[string]any{"reason": ""}})
+	require.Equal(t, 422, r.Status, "an emergency says why: %s", r.Raw)
+	id := s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env,
+		"emergency": map[string]any{"reason": "checkout is down", "incident": "INC-123"}})
+	d := s.waitStatus(id, 30*time.Second, models.StatusAwaitingApproval)
+	require.Equal(t, "INC-123", d.str("deployment", "emergency", "incident"))
+	r = s.call("POST", "/api/v1/deployments/"+id+"/approvals", qa, map[string]any{"decision": "approve"})
+	require.Equal(t, 403, r.Status, "an approver group member who is not a release manager: %s", r.Raw)
+	require.Contains(t, r.str("error", "message"), "not in the emergency approvers")
+	r = s.call("POST", "/api/v1/deployments/"+id+"/approvals", rita, map[string]any{"decision": "approve", "comment": "go"})
+	require.Equal(t, 200, r.Status, r.Raw)
+	s.waitStatus(id, time.Minute, models.StatusCompleted)
+
+	timeline := strings.Join(s.events(id), "\n")
+	require.Contains(t, timeline, "Emergency change (INC-123): checkout is down")
+	require.Contains(t, timeline, "an emergency change: passes")
+	require.Contains(t, timeline, "year end")
+	created := s.must(200, "GET", "/api/v1/audit?resource_type=deployment&action=create&resource_id="+id, nil).items()
+	require.Len(t, created, 1)
+	raw, _ := json.Marshal(created[0])
+	require.Contains(t, string(raw), "checkout is down", "the audit log marks it")
+	desc, err := s.temporal.DescribeWorkflowExecution(context.Background(), models.WorkflowIDFor(id), "")
+	require.NoError(t, err)
+	var title string
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(desc.GetExecutionConfig().GetUserMetadata().GetSummary(), &title))
+	require.True(t, strings.HasPrefix(title, "EMERGENCY: "), title)
+	s.saveHistory(id, "emergency_through_freeze")
 }

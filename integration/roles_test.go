@@ -133,6 +133,13 @@ func TestEveryRouteForEveryRole(t *testing.T) {
 		tc{"GET /api/v1/tokens", "/api/v1/tokens", nil, admins, 200},
 		tc{"POST /api/v1/tokens", "/api/v1/tokens", map[string]any{"subject": ""}, admins, 422},
 		tc{"DELETE /api/v1/tokens/:id", "/api/v1/tokens/tok_missing", nil, admins, 404},
+
+		tc{"GET /api/v1/subscriptions", "/api/v1/subscriptions", nil, admins, 200},
+		tc{"POST /api/v1/subscriptions", "/api/v1/subscriptions", map[string]any{"url": "ftp://x", "events": []string{"deployment.completed"}}, admins, 422},
+		tc{"GET /api/v1/subscriptions/:id", "/api/v1/subscriptions/sub_missing", nil, admins, 404},
+		tc{"PATCH /api/v1/subscriptions/:id", "/api/v1/subscriptions/sub_missing", map[string]any{"enabled": false}, admins, 404},
+		tc{"DELETE /api/v1/subscriptions/:id", "/api/v1/subscriptions/sub_missing", nil, admins, 404},
+		tc{"GET /api/v1/subscriptions/:id/deliveries", "/api/v1/subscriptions/sub_missing/deliveries", nil, admins, 404},
 	)
 
 	covered := map[string]bool{}

@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -142,10 +143,12 @@ type Deployment struct {
 	PONRAt         *time.Time           `json:"point_of_no_return_at,omitempty" gorm:"column:ponr_at"`
 	ELSEndsAt      *time.Time           `json:"early_life_support_ends_at,omitempty" gorm:"column:els_ends_at"`
 	// Hold is what keeps the deployment from going on now, if anything.
-	Hold       JSONValue[*Hold] `json:"hold"`
-	CreatedAt  time.Time        `json:"created_at"`
-	UpdatedAt  time.Time        `json:"updated_at"`
-	FinishedAt *time.Time       `json:"finished_at,omitempty"`
+	Hold JSONValue[*Hold] `json:"hold"`
+	// Emergency marks an emergency change, with why.
+	Emergency  JSONValue[*Emergency] `json:"emergency,omitzero"`
+	CreatedAt  time.Time             `json:"created_at"`
+	UpdatedAt  time.Time             `json:"updated_at"`
+	FinishedAt *time.Time            `json:"finished_at,omitempty"`
 }
 
 // WorkflowIDFor derives a deployment's workflow id from its id.
@@ -246,6 +249,8 @@ type Plan struct {
 	// Untouched are the environment's targets that a decommission leaves
 	// alone, because the release does not run on them.
 	Untouched []string `json:"untouched,omitempty"`
+	// Emergency marks an emergency change (from the request).
+	Emergency *Emergency `json:"emergency,omitempty"`
 	// TargetsPerRun bounds the targets one workflow run changes; waves
 	// larger than that run in several child workflows.
 	TargetsPerRun int `json:"targets_per_run,omitempty"`
@@ -341,7 +346,30 @@ type DeploymentInput struct {
 	// Link is the deployment's page for people (an absolute URL), shown in
 	// the Temporal UI's details.
 	Link string `json:"link,omitempty"`
+	// Emergency marks an emergency change: its own approvals, and it may
+	// pass a freeze or a closed window.
+	Emergency *Emergency `json:"emergency,omitempty"`
 }
+
+// Emergency is why a deployment is an emergency change.
+type Emergency struct {
+	Reason   string `json:"reason"`
+	Incident string `json:"incident,omitempty"`
+}
+
+// String says it in a line: "emergency change (INC-123): checkout is down".
+func (e *Emergency) String() string {
+	s := "emergency change"
+	if e.Incident != "" {
+		s += " (" + e.Incident + ")"
+	}
+	return s + ": " + e.Reason
+}
+
+// RolePrefix marks a role among a vote's groups ("role:release_manager"):
+// the API puts the voter's roles there, signed, so that a policy may ask
+// for a role. No real group has a colon.
+const RolePrefix = "role:"
 
 // DeploymentResult is how the workflow ended.
 type DeploymentResult struct {
@@ -431,6 +459,23 @@ func (in *DeploymentInput) Validate() error {
 	}
 	if in.NotBefore != nil && in.NotBefore.After(time.Now().Add(366*24*time.Hour)) {
 		v.Add("not_before", "must be within a year")
+	}
+	if e := in.Emergency; e != nil {
+		e.Reason, e.Incident = strings.TrimSpace(e.Reason), strings.TrimSpace(e.Incident)
+		CheckText(v, "emergency.reason", e.Reason)
+		CheckText(v, "emergency.incident", e.Incident)
+		switch {
+		case e.Reason == "":
+			v.Add("emergency.reason", "is required: say what is broken, e.g. \"checkout is down\"")
+		case len(e.Reason) > 1000:
+			v.Add("emergency.reason", "must be at most 1000 characters")
+		}
+		if len(e.Incident) > 100 {
+			v.Add("emergency.incident", "must be at most 100 characters")
+		}
+		if in.Scenario == ScenarioDecommission {
+			v.Add("emergency", "a decommission is not an emergency change")
+		}
 	}
 	return v.Err()
 }

@@ -42,6 +42,28 @@ type Policy struct {
 	ExitCriteria ExitCriteria `json:"exit_criteria"`
 	// Promotion: what a release must have done before it may come here.
 	Promotion Promotion `json:"promotion,omitzero"`
+	// Emergency: who approves an emergency change (see EmergencyPolicy).
+	Emergency *EmergencyPolicy `json:"emergency,omitempty"`
+}
+
+// EmergencyPolicy approves emergency changes: ApprovalsRequired (at least
+// 1) from ApproverGroups, or, when it names none, from release managers.
+type EmergencyPolicy struct {
+	ApprovalsRequired int      `json:"approvals_required"`
+	ApproverGroups    []string `json:"approver_groups,omitempty"`
+}
+
+// EmergencyQuorum is how many approvals an emergency change needs, and
+// from whom (groups; a role as RolePrefix+role).
+func (p Policy) EmergencyQuorum() (int, []string) {
+	n, groups := 1, []string{RolePrefix + RoleReleaseManager, RolePrefix + RoleAdmin}
+	if e := p.Emergency; e != nil {
+		n = max(1, e.ApprovalsRequired)
+		if len(e.ApproverGroups) > 0 {
+			groups = e.ApproverGroups
+		}
+	}
+	return n, groups
 }
 
 // StandardChange is a pre-approved kind of change (ITIL): a deployment
@@ -311,6 +333,9 @@ func (p *Policy) Validate() error {
 	}
 	if p.ApprovalExpiry < 0 {
 		v.Add("approval_expiry", "must be positive")
+	}
+	if e := p.Emergency; e != nil && (e.ApprovalsRequired < 0 || e.ApprovalsRequired > 20) {
+		v.Add("emergency.approvals_required", "must be between 1 and 20 (0 means 1: an emergency change is always approved by someone)")
 	}
 	if sc := p.StandardChange; sc != nil {
 		if sc.MaxRisk < 0 || sc.MaxRisk > 100 {

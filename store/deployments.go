@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -112,6 +113,9 @@ func submittedMessage(subject string, d *models.Deployment) string {
 	if d.Reason != "" {
 		msg += ": " + d.Reason
 	}
+	if e := d.Emergency.V; e != nil {
+		msg += " — " + strings.ToUpper(e.String()[:1]) + e.String()[1:]
+	}
 	return msg
 }
 
@@ -127,6 +131,7 @@ func (s *Store) FailDeploymentStart(ctx context.Context, actor Actor, id, messag
 		if err := tx.Exec(`DELETE FROM idempotency_keys WHERE deployment_id = ?`, id).Error; err != nil {
 			return fmt.Errorf("free idempotency key of %s: %w", id, err)
 		}
+		enqueue(tx, outboxEntry{deploymentID: id, event: models.NotifyFailed, message: message})
 		return au.record(tx, models.ActionUpdate, "deployment", id, nil, map[string]any{"status": models.StatusFailed, "outcome": message})
 	})
 }
@@ -202,8 +207,12 @@ func insertEvent(tx *gorm.DB, deploymentID, key string, ev models.DeploymentEven
 	if ev.At.IsZero() {
 		ev.At = now()
 	}
-	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&ev).Error; err != nil {
-		return fmt.Errorf("append event %s of %s: %w", key, deploymentID, err)
+	res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&ev)
+	if res.Error != nil {
+		return fmt.Errorf("append event %s of %s: %w", key, deploymentID, res.Error)
+	}
+	if res.RowsAffected > 0 {
+		enqueueStatus(tx, deploymentID, ev) // notifications of the status reached (store/subscriptions.go)
 	}
 	return nil
 }
@@ -344,6 +353,10 @@ func (s *Store) CommitLastKnownGood(ctx context.Context, actor Actor, deployment
 			}).CreateInBatches(&rows, 1000).Error; err != nil {
 				return fmt.Errorf("commit last known good of %d targets: %w", len(rows), err)
 			}
+		}
+		if releaseID != "" { // the point of no return (a decommission has none)
+			enqueue(tx, outboxEntry{deploymentID: deploymentID, event: models.NotifyPointOfNoReturn,
+				message: fmt.Sprintf("point of no return passed: %s is the last known good of %s", version, models.Plural(len(targetIDs), "target"))})
 		}
 		return au.record(tx, models.ActionUpdate, "last_known_good", deploymentID, nil,
 			map[string]any{"targets": len(targetIDs), "release_id": releaseID, "version": version})
@@ -486,13 +499,18 @@ func (s *Store) CreateIncidentOnce(ctx context.Context, actor Actor, in *models.
 		if err := tx.Create(in).Error; err != nil {
 			return translate(err, "incident")
 		}
+		msg := fmt.Sprintf("%s incident linked by %s: %s", in.Severity, in.ReportedBy, in.Title)
 		if err := insertEvent(tx, in.DeploymentID, "incident/"+in.ID, models.DeploymentEvent{Type: models.EventIncident,
-			Message: fmt.Sprintf("%s incident linked by %s: %s", in.Severity, in.ReportedBy, in.Title)}); err != nil {
+			Message: msg}); err != nil {
 			return err
 		}
+		enqueue(tx, outboxEntry{deploymentID: in.DeploymentID, event: models.NotifyIncidentOpened, key: in.ID, message: msg, incident: in})
 		created = true
 		return au.record(tx, models.ActionCreate, "incident", in.ID, nil, in)
 	})
+	if err == nil {
+		flushDeliveries(ctx) // a probe's incident is told now, not when its long activity ends
+	}
 	return created, err
 }
 

@@ -277,6 +277,70 @@ var migrations = []migration{
 			`UPDATE api_tokens SET roles = '["admin"]' WHERE EXISTS (SELECT 1 FROM json_each(api_tokens.groups) WHERE value = 'admin')`,
 		},
 	},
+	{
+		Version: 10,
+		Name:    "notification subscriptions and their outbox",
+		Both: []string{
+			`CREATE TABLE notification_subscriptions (
+				id TEXT PRIMARY KEY,
+				url TEXT NOT NULL,
+				events {{json}} NOT NULL,
+				application_id TEXT REFERENCES applications(id) ON DELETE RESTRICT,
+				environment_id TEXT REFERENCES environments(id) ON DELETE RESTRICT,
+				secret TEXT NOT NULL,
+				format TEXT NOT NULL DEFAULT 'json',
+				enabled BOOLEAN NOT NULL DEFAULT TRUE,
+				description TEXT NOT NULL DEFAULT '',
+				public_url TEXT NOT NULL DEFAULT '',
+				created_by TEXT NOT NULL,
+				created_at {{ts}} NOT NULL,
+				updated_at {{ts}} NOT NULL)`,
+			// The outbox: written in the transaction that records the
+			// event, sent afterwards by a workflow per row. body is TEXT:
+			// it is signed, byte for byte, as it was built.
+			`CREATE TABLE notification_deliveries (
+				id TEXT PRIMARY KEY,
+				subscription_id TEXT NOT NULL REFERENCES notification_subscriptions(id) ON DELETE CASCADE,
+				deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+				event TEXT NOT NULL,
+				event_key TEXT NOT NULL DEFAULT '',
+				body TEXT NOT NULL,
+				status TEXT NOT NULL,
+				attempts INTEGER NOT NULL DEFAULT 0,
+				last_error TEXT NOT NULL DEFAULT '',
+				last_status_code INTEGER NOT NULL DEFAULT 0,
+				created_at {{ts}} NOT NULL,
+				updated_at {{ts}} NOT NULL,
+				started_at {{ts}},
+				last_attempt_at {{ts}},
+				delivered_at {{ts}},
+				UNIQUE (subscription_id, deployment_id, event, event_key))`,
+			`CREATE INDEX notification_deliveries_by_subscription ON notification_deliveries (subscription_id, id)`,
+			// The sweeper's question: which deliveries have no workflow yet.
+			`CREATE INDEX notification_deliveries_unstarted ON notification_deliveries (id) WHERE started_at IS NULL`,
+		},
+	},
+	{
+		Version: 11,
+		Name:    "emergency changes; standard_change replaces auto_approve_standard_changes",
+		Both: []string{
+			`ALTER TABLE deployments ADD COLUMN emergency {{json}}`,
+		},
+		// A policy that asked to auto-approve standard changes (which did
+		// nothing) gets the strictest standard change: a risk-0 upgrade.
+		PG: []string{
+			`UPDATE environments SET policy = (policy - 'auto_approve_standard_changes') ||
+				CASE WHEN policy->>'auto_approve_standard_changes' = 'true'
+				THEN '{"standard_change":{"max_risk":0,"scenarios":["upgrade"]}}'::jsonb ELSE '{}'::jsonb END
+				WHERE jsonb_exists(policy, 'auto_approve_standard_changes')`,
+		},
+		SQLite: []string{
+			`UPDATE environments SET policy = CASE WHEN json_extract(policy, '$.auto_approve_standard_changes') = 1
+				THEN json_set(json_remove(policy, '$.auto_approve_standard_changes'), '$.standard_change', json('{"max_risk":0,"scenarios":["upgrade"]}'))
+				ELSE json_remove(policy, '$.auto_approve_standard_changes') END
+				WHERE json_extract(policy, '$.auto_approve_standard_changes') IS NOT NULL`,
+		},
+	},
 }
 
 // auditPendingVersion is the migration that made audit_pending.

@@ -3,6 +3,7 @@
 package worker
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -71,14 +72,51 @@ func New(c client.Client, opt Options) sdkworker.Worker {
 	if opt.WorkflowCacheSize > 0 {
 		sdkworker.SetStickyWorkflowCacheSize(opt.WorkflowCacheSize)
 	}
+	// Notifications: started as the writes that queue them return, and
+	// swept for at start-up and every minute (activities/notify.go).
+	notifier := &activities.Notifier{Store: opt.Store, Temporal: c, TaskQueue: opt.TaskQueue, Logger: opt.Logger}
 	w := sdkworker.New(c, opt.TaskQueue, sdkworker.Options{
 		MaxConcurrentActivityExecutionSize: opt.MaxConcurrentActivities,
 		WorkerStopTimeout:                  10 * time.Second,
-		Interceptors:                       Interceptors(opt.VoteKey),
+		Interceptors:                       append(Interceptors(opt.VoteKey), notifier.Interceptor()),
 	})
 	Register(w, &activities.Activities{Store: opt.Store, Drivers: opt.Drivers, Clock: opt.Clock, Logger: opt.Logger, Temporal: c,
 		StoreOutage: opt.StoreOutage, TargetsPerRun: opt.TargetsPerRun})
-	return w
+	return &sweepingWorker{Worker: w, notifier: notifier}
+}
+
+// sweepingWorker runs the notification sweeper while the worker runs.
+type sweepingWorker struct {
+	sdkworker.Worker
+	notifier *activities.Notifier
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+func (w *sweepingWorker) Start() error {
+	if err := w.Worker.Start(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.stop, w.done = cancel, make(chan struct{})
+	go func() { defer close(w.done); w.notifier.Run(ctx, activities.SweepEvery) }()
+	return nil
+}
+
+func (w *sweepingWorker) Run(interruptCh <-chan interface{}) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.notifier.Run(ctx, activities.SweepEvery) }()
+	defer func() { cancel(); <-done }()
+	return w.Worker.Run(interruptCh)
+}
+
+func (w *sweepingWorker) Stop() {
+	if w.stop != nil {
+		w.stop()
+		<-w.done
+	}
+	w.Worker.Stop()
 }
 
 // Interceptors are the worker interceptors the deployment workflow needs
@@ -101,6 +139,7 @@ type activityRegistry interface {
 func Register(r Registry, acts *activities.Activities) {
 	r.RegisterWorkflowWithOptions(workflows.Deployment, workflow.RegisterOptions{Name: models.WorkflowDeployment})
 	r.RegisterWorkflowWithOptions(workflows.TargetSteps, workflow.RegisterOptions{Name: models.WorkflowTargetSteps})
+	r.RegisterWorkflowWithOptions(workflows.Notification, workflow.RegisterOptions{Name: models.WorkflowNotification})
 	if ar, ok := r.(activityRegistry); ok && acts != nil {
 		ar.RegisterActivity(acts)
 	}

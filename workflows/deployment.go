@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -139,6 +140,8 @@ type deployment struct {
 	// answered is the timer that what an Update caused waits for (see
 	// answerFirst).
 	answered workflow.Future
+	// passedLast is the last hold an emergency change was recorded passing.
+	passedLast string
 }
 
 func newDeployment(ctx workflow.Context, in models.DeploymentInput) *deployment {
@@ -220,9 +223,15 @@ func (d *deployment) run() (models.DeploymentResult, error) {
 		}
 	}
 	waves := len(d.Plan.Waves)
-	d.transition(models.StatusAwaitingApproval, fmt.Sprintf("planned %s of %s: %s in %s, risk %s (%d)",
+	planned := fmt.Sprintf("planned %s of %s: %s in %s, risk %s (%d)",
 		d.Plan.Scenario, d.Plan.ReleaseVersion, models.Plural(d.targetCount(), "target"), models.Plural(waves, "wave"),
-		d.Plan.Risk.Level, d.Plan.Risk.Score),
+		d.Plan.Risk.Level, d.Plan.Risk.Score)
+	if e := d.in.Emergency; e != nil {
+		n, groups := d.Plan.Policy.EmergencyQuorum()
+		planned += fmt.Sprintf("; %s, needing %s from %s, and passing freezes and closed windows", e,
+			models.Plural(n, "emergency approval"), strings.Join(groups, ", "))
+	}
+	d.transition(models.StatusAwaitingApproval, planned,
 		func(r *activities.RecordInput) {
 			r.WaveCount, r.Scenario, r.Data = &waves, &d.Plan.Scenario, d.Plan.Risk
 		})
@@ -273,14 +282,14 @@ func (d *deployment) planStep() (models.Status, string) {
 // It returns "" when approved, else the final status and why.
 func (d *deployment) awaitApproval() (models.Status, string) {
 	policy := d.Plan.Policy
-	if ok, why := policy.StandardChange.Matches(d.Plan); ok &&
+	if ok, why := policy.StandardChange.Matches(d.Plan); ok && d.in.Emergency == nil &&
 		workflow.GetVersion(d.safe, versionStandardChange, workflow.DefaultVersion, 1) == 1 {
 		// Pre-approved: the policy approves it, and says by which rule.
 		d.applyVote(models.DecisionApprove, models.VoteInput{Approver: "policy:standard-change",
 			Comment: why + " (the standard_change rule of " + d.Plan.Environment + ")"}, models.ViaPolicy)
 		return "", ""
 	}
-	if policy.ApprovalsRequired == 0 {
+	if d.required() == 0 {
 		d.applyVote(models.DecisionApprove, models.VoteInput{Approver: "policy:" + d.Plan.Environment,
 			Comment: "the policy of " + d.Plan.Environment + " requires no approval"}, models.ViaPolicy)
 		return "", ""
@@ -314,7 +323,27 @@ func (d *deployment) awaitApproval() (models.Status, string) {
 const versionStandardChange = "standard-change"
 
 func (d *deployment) approved() bool {
-	return d.Status == models.StatusAwaitingApproval && d.Rejection == nil && d.approvedCount() >= d.Plan.Policy.ApprovalsRequired
+	return d.Status == models.StatusAwaitingApproval && d.Rejection == nil && d.approvedCount() >= d.required()
+}
+
+// required is the quorum: the policy's, or for an emergency change its
+// emergency policy's.
+func (d *deployment) required() int {
+	if d.in.Emergency != nil {
+		n, _ := d.Plan.Policy.EmergencyQuorum()
+		return n
+	}
+	return d.Plan.Policy.ApprovalsRequired
+}
+
+// approverGroups are who may approve (none: anyone signed in); a role is
+// named as models.RolePrefix+role.
+func (d *deployment) approverGroups() []string {
+	if d.in.Emergency != nil {
+		_, groups := d.Plan.Policy.EmergencyQuorum()
+		return groups
+	}
+	return d.Plan.Policy.ApproverGroups
 }
 
 func (d *deployment) approvedCount() int {
@@ -384,7 +413,7 @@ func (d *deployment) awaitLane() bool {
 // deployment must stop instead.
 func (d *deployment) gate() bool {
 	in := activities.GateInput{DeploymentID: d.in.DeploymentID, ApplicationID: d.in.ApplicationID,
-		EnvironmentID: d.in.EnvironmentID, NotBefore: d.in.NotBefore}
+		EnvironmentID: d.in.EnvironmentID, NotBefore: d.in.NotBefore, Emergency: d.in.Emergency != nil}
 	for {
 		if !d.waitWhilePaused() {
 			return false
@@ -401,6 +430,11 @@ func (d *deployment) gate() bool {
 		}
 		if g.Open {
 			d.setHold(nil)
+			if g.Passed != "" && g.Passed != d.passedLast {
+				// An emergency change through a freeze or a closed window.
+				d.passedLast = g.Passed
+				d.progress(g.Passed, nil)
+			}
 			return true
 		}
 		d.setHold(g.Hold)

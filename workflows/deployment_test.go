@@ -185,7 +185,9 @@ func (s *deploymentSuite) gate(in activities.GateInput) activities.GateResult {
 		return activities.GateResult{Hold: &models.Hold{Kind: models.HoldNotBefore, Until: &until, Reason: "not before"}}
 	}
 	policy := s.policy
-	if h := policy.HoldAt(now); h != nil {
+	if h := policy.HoldAt(now); h != nil && in.Emergency {
+		return activities.GateResult{Open: true, Passed: "an emergency change: passes " + h.Reason}
+	} else if h != nil {
 		if h.Kind == models.HoldWindow {
 			if open := policy.NextOpen(now); !open.IsZero() {
 				h.Until = &open
@@ -369,6 +371,28 @@ func (s *deploymentSuite) TestStandardChangeIsApprovedByPolicy() {
 	s.Equal(models.StatusCompleted, res.Status, res.Outcome)
 	votes := strings.Join(s.timeline(models.EventVote), "\n")
 	s.Contains(votes, "policy:standard-change voted approve via policy: standard change: upgrade with risk low (20) ≤ max_risk 30; +20 a reason (the standard_change rule of prod)")
+}
+
+// An emergency change needs its own approvers (release managers by
+// default: the role:… the API signs with the groups), is not a standard
+// change, and goes through a freeze that holds an ordinary deployment.
+func (s *deploymentSuite) TestEmergencyChangeThroughAFreeze() {
+	s.plan.Policy.ApprovalsRequired = 2
+	s.plan.Policy.ApproverGroups = []string{"release-managers"}
+	s.plan.Policy.StandardChange = &models.StandardChange{MaxRisk: 100}
+	now := s.env.Now().UTC()
+	s.policy.Freezes = []models.Freeze{{Start: now.Add(-time.Hour), End: now.Add(30 * 24 * time.Hour), Reason: "year end"}}
+	in := input()
+	in.Emergency = &models.Emergency{Reason: "checkout is down", Incident: "INC-7"}
+	member := s.apiVote(time.Minute, models.DecisionApprove, "rob", []string{"release-managers"}, "")
+	rm := s.apiVote(2*time.Minute, models.DecisionApprove, "eve", []string{models.RolePrefix + models.RoleReleaseManager}, "fix it")
+	res := s.run(in)
+	s.requireRefused(member, models.ErrTypeForbidden, "rob is not in the emergency approvers of environment prod (role:release_manager, role:admin)")
+	s.Require().NoError(rm.err)
+	s.Equal(models.StatusCompleted, res.Status, res.Outcome)
+	s.Contains(strings.Join(s.timeline(models.EventStatus), "\n"), "emergency change (INC-7): checkout is down, needing 1 emergency approval")
+	s.Contains(strings.Join(s.timeline(models.EventProgress), "\n"), "an emergency change: passes")
+	s.Contains(strings.Join(s.timeline(models.EventVote), "\n"), "eve voted approve via api: fix it (1 of 1 approvals)")
 }
 
 func (s *deploymentSuite) TestRiskierThanTheStandardChangeWaitsForPeople() {

@@ -77,10 +77,14 @@ func (d *deployment) checkVote(v models.VoteInput, groupsKnown bool) error {
 		return refusal(models.ErrTypeConflict, "deployment %s is decided already: votes are closed", d.in.DeploymentID)
 	}
 	policy := d.Plan.Policy
-	if groupsKnown && len(policy.ApproverGroups) > 0 &&
-		!slices.ContainsFunc(v.Groups, func(g string) bool { return slices.Contains(policy.ApproverGroups, g) }) {
-		return refusal(models.ErrTypeForbidden, "%s is not in the approver groups of environment %s (%s)",
-			v.Approver, d.Plan.Environment, strings.Join(policy.ApproverGroups, ", "))
+	if groups := d.approverGroups(); groupsKnown && len(groups) > 0 &&
+		!slices.ContainsFunc(v.Groups, func(g string) bool { return slices.Contains(groups, g) }) {
+		what := "the approver groups"
+		if d.in.Emergency != nil {
+			what = "the emergency approvers"
+		}
+		return refusal(models.ErrTypeForbidden, "%s is not in %s of environment %s (%s)",
+			v.Approver, what, d.Plan.Environment, strings.Join(groups, ", "))
 	}
 	if v.Approver == d.in.RequestedBy && !policy.SelfApprovalAllowed {
 		return refusal(models.ErrTypeForbidden, "%s requested this deployment and the policy of environment %s does not allow self-approval: another approver must vote",
@@ -155,7 +159,11 @@ func (d *deployment) lookupGroups(ctx workflow.Context, subject string) ([]strin
 	if !p.Known {
 		return nil, refusal(models.ErrTypeForbidden, "no live API token names %s, so it is not a known approver: vote through Transit's API, or with a subject that has a token", subject)
 	}
-	return p.Groups, nil
+	groups := slices.Clone(p.Groups)
+	for _, r := range p.Roles {
+		groups = append(groups, models.RolePrefix+r)
+	}
+	return groups, nil
 }
 
 // versionControlRoles is when controls that the API did not sign (Signals,
@@ -206,7 +214,7 @@ func (d *deployment) applyVote(decision string, v models.VoteInput, via models.V
 		msg += ": " + ap.Comment
 	}
 	if decision == models.DecisionApprove && via != models.ViaPolicy {
-		msg += fmt.Sprintf(" (%d of %d approvals)", d.approvedCount(), d.Plan.Policy.ApprovalsRequired)
+		msg += fmt.Sprintf(" (%d of %d approvals)", d.approvedCount(), d.required())
 	}
 	d.record(activities.RecordInput{Type: models.EventVote, Message: msg, Vote: &ap,
 		Audit: &activities.AuditRecord{Actor: ap.Approver, Action: decision, Via: via,
