@@ -1,5 +1,10 @@
-// Package apiclient is a small client of Transit's REST API, used by the
-// transit CLI's client verbs.
+// Package apiclient is a typed client of Transit's REST API (described in
+// api/openapi.json), used by the transit CLI's client verbs.
+//
+// Every method sends a request struct that mirrors the API's own (the
+// field names of package api's request types; apiclient's tests hold them
+// to it, and to the OpenAPI description) and decodes the answer into the
+// API's types. An answer of 300 or more is an *Error.
 package apiclient
 
 import (
@@ -9,10 +14,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
-
-	"github.com/transit-hq/transit/models"
 )
 
 // Client talks to one Transit API with one token.
@@ -27,7 +31,8 @@ func New(baseURL, token string) *Client {
 	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token, HTTP: &http.Client{Timeout: time.Minute}}
 }
 
-// Error is an error answer of the API.
+// Error is an error answer of the API: its HTTP status and the stable code
+// and message of its body ({"error": {"code", "message", "details"}}).
 type Error struct {
 	Status  int
 	Code    string
@@ -43,13 +48,36 @@ func (e *Error) Error() string {
 	return msg
 }
 
-// Do sends body (nil for none) to method path and decodes the answer into out (nil to drop it).
-func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
-	return c.DoWithHeaders(ctx, method, path, nil, body, out)
+// Refused reports whether the API refused the request (a 4xx answer: the
+// request, the token or the state of the resource is at fault, and
+// repeating it unchanged will not help), as against failing (a 5xx).
+func (e *Error) Refused() bool { return e.Status >= 400 && e.Status < 500 }
+
+// Option changes one request.
+type Option func(*http.Request)
+
+// WithIdempotencyKey makes a POST repeat-safe: the API answers a request
+// repeated with the same key with the first one's result.
+func WithIdempotencyKey(key string) Option {
+	return func(r *http.Request) {
+		if key != "" {
+			r.Header.Set("Idempotency-Key", key)
+		}
+	}
 }
 
-// DoWithHeaders is Do with extra request headers (such as Idempotency-Key).
-func (c *Client) DoWithHeaders(ctx context.Context, method, path string, headers map[string]string, body, out any) error {
+type captureKey struct{}
+
+// CaptureBody returns a context under which each successful answer's body,
+// as the API sent it, is also stored in *dst: what a caller prints when it
+// wants the API's own JSON rather than the decoded value.
+func CaptureBody(ctx context.Context, dst *json.RawMessage) context.Context {
+	return context.WithValue(ctx, captureKey{}, dst)
+}
+
+// Do sends body (nil for none) to method path and decodes the answer into
+// out (nil to drop it). path may carry a query.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any, opts ...Option) error {
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
@@ -62,21 +90,28 @@ func (c *Client) DoWithHeaders(ctx context.Context, method, path string, headers
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
+	for _, o := range opts {
+		o(req)
 	}
-	resp, err := c.HTTP.Do(req)
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("reach Transit at %s: %w", c.BaseURL, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return fmt.Errorf("read the answer of %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
 		var eb struct {
@@ -91,86 +126,64 @@ func (c *Client) DoWithHeaders(ctx context.Context, method, path string, headers
 		}
 		return &Error{Status: resp.StatusCode, Code: "http_error", Message: strings.TrimSpace(string(raw))}
 	}
+	if dst, ok := ctx.Value(captureKey{}).(*json.RawMessage); ok && dst != nil {
+		*dst = append((*dst)[:0], raw...)
+	}
 	if out == nil || len(raw) == 0 {
 		return nil
 	}
-	return json.Unmarshal(raw, out)
-}
-
-// Deployment is what GET /deployments/{id} returns.
-type Deployment struct {
-	Deployment models.Deployment         `json:"deployment"`
-	WorkflowID string                    `json:"workflow_id"`
-	TemporalUI string                    `json:"temporal_ui"`
-	Approvals  []models.Approval         `json:"approvals"`
-	Targets    []models.DeploymentTarget `json:"targets"`
-	Incidents  []models.Incident         `json:"incidents"`
-	Live       *models.DeploymentState   `json:"live"`
-}
-
-// Deploy submits a deployment.
-func (c *Client) Deploy(ctx context.Context, req map[string]any) (Deployment, error) {
-	var out Deployment
-	err := c.Do(ctx, http.MethodPost, "/api/v1/deployments", req, &out)
-	return out, err
-}
-
-// Get returns a deployment.
-func (c *Client) Get(ctx context.Context, id string) (Deployment, error) {
-	var out Deployment
-	err := c.Do(ctx, http.MethodGet, "/api/v1/deployments/"+id, nil, &out)
-	return out, err
-}
-
-// Events returns the deployment's timeline after the cursor.
-func (c *Client) Events(ctx context.Context, id, cursor string) ([]models.DeploymentEvent, string, error) {
-	var page struct {
-		Items      []models.DeploymentEvent `json:"items"`
-		NextCursor string                   `json:"next_cursor"`
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("decode the answer of %s %s: %w", method, path, err)
 	}
-	path := "/api/v1/deployments/" + id + "/events"
-	if cursor != "" {
-		path += "?cursor=" + cursor
-	}
-	err := c.Do(ctx, http.MethodGet, path, nil, &page)
-	return page.Items, page.NextCursor, err
+	return nil
 }
 
-// Watch prints each new event of the deployment through print until it ends,
-// and returns its final state.
-func (c *Client) Watch(ctx context.Context, id string, every time.Duration, print func(models.DeploymentEvent)) (Deployment, error) {
-	var last int64
-	for {
-		for {
-			events, _, err := c.Events(ctx, id, fmt.Sprint(last))
-			if err != nil {
-				return Deployment{}, err
-			}
-			for _, ev := range events {
-				print(ev)
-				last = ev.ID
-			}
-			if len(events) < 500 {
-				break
-			}
-		}
-		d, err := c.Get(ctx, id)
-		if err != nil {
-			return d, err
-		}
-		if d.Deployment.Status.Terminal() {
-			events, _, err := c.Events(ctx, id, fmt.Sprint(last))
-			if err == nil {
-				for _, ev := range events {
-					print(ev)
-				}
-			}
-			return d, nil
-		}
-		select {
-		case <-ctx.Done():
-			return d, ctx.Err()
-		case <-time.After(every):
+// Page is one page of a list: its items and, when there are more, the
+// cursor of the next page.
+type Page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// ListOptions select one page of a list.
+type ListOptions struct {
+	// Limit is the number of items, 1 to 500 (0: the API's default, 50).
+	Limit int
+	// Cursor is the NextCursor of the previous page.
+	Cursor string
+}
+
+func (o ListOptions) query(filters ...string) url.Values {
+	q := url.Values{}
+	for i := 0; i+1 < len(filters); i += 2 {
+		if filters[i+1] != "" {
+			q.Set(filters[i], filters[i+1])
 		}
 	}
+	if o.Limit > 0 {
+		q.Set("limit", fmt.Sprint(o.Limit))
+	}
+	if o.Cursor != "" {
+		q.Set("cursor", o.Cursor)
+	}
+	return q
+}
+
+// withQuery appends q to path.
+func withQuery(path string, q url.Values) string {
+	if len(q) == 0 {
+		return path
+	}
+	return path + "?" + q.Encode()
+}
+
+// pathOf joins /api/v1, fixed segments and escaped ids: pathOf("deployments", id, "events").
+func pathOf(segments ...string) string {
+	var b strings.Builder
+	b.WriteString("/api/v1")
+	for _, s := range segments {
+		b.WriteByte('/')
+		b.WriteString(url.PathEscape(s))
+	}
+	return b.String()
 }

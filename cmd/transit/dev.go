@@ -5,8 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/transit-hq/transit/api"
 	"github.com/transit-hq/transit/config"
 	"github.com/transit-hq/transit/models"
@@ -26,38 +28,59 @@ import (
 	transitworker "github.com/transit-hq/transit/worker"
 )
 
+// devOptions are the flags of transit dev.
+type devOptions struct {
+	dir, temporalBin, httpAddr string
+	demo                       bool
+	temporalPort, uiPort       int
+}
+
+func (a *cli) devCommand() *cobra.Command {
+	var o devOptions
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything on one machine: Temporal dev server + UI, worker and API on SQLite",
+		Long: `Run the whole of Transit on one machine: the Temporal dev server (with its Web
+UI) as a child process, the worker and the API in this process, on an embedded
+SQLite database unless TRANSIT_DATABASE_URL says otherwise. Everything it keeps
+lives under --dir, the admin token too. Ctrl-C stops everything.`,
+		Example: "  transit dev --demo",
+		Args:    noArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runDev(cmd.Context(), o, a.stderr) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.dir, "dir", ".transit", "folder for the SQLite database, Temporal's state, logs and the admin token")
+	fs.BoolVar(&o.demo, "demo", false, "seed an example catalog (application, dev/staging/prod, simulated targets, a release)")
+	fs.StringVar(&o.temporalBin, "temporal-bin", "", "path to the temporal CLI (default: $TRANSIT_TEMPORAL_BIN, ./bin/temporal, then $PATH)")
+	fs.IntVar(&o.temporalPort, "temporal-port", 7233, "Temporal frontend gRPC port")
+	fs.IntVar(&o.uiPort, "ui-port", 8233, "Temporal Web UI port")
+	fs.StringVar(&o.httpAddr, "http-addr", "", "API listen address (default $TRANSIT_HTTP_ADDR or :8080)")
+	return cmd
+}
+
 // runDev runs the whole of Transit on one machine: the Temporal dev server
 // (with its Web UI) as a child process, the worker and the API in this
 // process, on an embedded SQLite database unless TRANSIT_DATABASE_URL says
-// otherwise. Everything it keeps lives under --dir.
-func runDev(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	dir := fs.String("dir", ".transit", "folder for the SQLite database, Temporal's state, logs and the admin token")
-	demo := fs.Bool("demo", false, "seed an example catalog (application, dev/staging/prod, simulated targets, a release)")
-	temporalBin := fs.String("temporal-bin", "", "path to the temporal CLI (default: $TRANSIT_TEMPORAL_BIN, ./bin/temporal, then $PATH)")
-	temporalPort := fs.Int("temporal-port", 7233, "Temporal frontend gRPC port")
-	uiPort := fs.Int("ui-port", 8233, "Temporal Web UI port")
-	httpAddr := fs.String("http-addr", "", "API listen address (default $TRANSIT_HTTP_ADDR or :8080)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
+// otherwise. Everything it keeps lives under o.dir; what a person reads
+// goes to stderr.
+func runDev(ctx context.Context, o devOptions, stderr io.Writer) error {
 	cfg, logger, err := loadConfig()
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", *dir, err)
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", o.dir, err)
 	}
 	if cfg.DatabaseURL == "" {
-		cfg.DatabaseURL = "sqlite://" + filepath.Join(*dir, "transit.db")
+		cfg.DatabaseURL = "sqlite://" + filepath.Join(o.dir, "transit.db")
 	}
-	if *httpAddr != "" {
-		cfg.HTTPAddr = *httpAddr
+	if o.httpAddr != "" {
+		cfg.HTTPAddr = o.httpAddr
 	}
-	cfg.TemporalAddress = "127.0.0.1:" + strconv.Itoa(*temporalPort)
+	cfg.TemporalAddress = "127.0.0.1:" + strconv.Itoa(o.temporalPort)
 	cfg.TemporalEnv = false // its own dev server, whatever TEMPORAL_* says
-	cfg.TemporalUIURL = "http://localhost:" + strconv.Itoa(*uiPort)
-	bin, err := findTemporal(*temporalBin)
+	cfg.TemporalUIURL = "http://localhost:" + strconv.Itoa(o.uiPort)
+	bin, err := findTemporal(o.temporalBin)
 	if err != nil {
 		return err
 	}
@@ -69,14 +92,14 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	defer ln.Close()
 
-	for flagName, port := range map[string]int{"--temporal-port": *temporalPort, "--ui-port": *uiPort} {
+	for flagName, port := range map[string]int{"--temporal-port": o.temporalPort, "--ui-port": o.uiPort} {
 		if err := portFree(port); err != nil {
 			return fmt.Errorf("port %d is in use (another Temporal dev server, or transit dev, still running?): stop it or pass %s: %w", port, flagName, err)
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	temporal, err := startTemporal(bin, *dir, *temporalPort, *uiPort, logger)
+	temporal, err := startTemporal(bin, o.dir, o.temporalPort, o.uiPort, logger)
 	if err != nil {
 		return err
 	}
@@ -108,16 +131,16 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	defer st.Close()
 
-	token, err := bootstrapToken(ctx, st, filepath.Join(*dir, "admin.token"))
+	token, err := bootstrapToken(ctx, st, filepath.Join(o.dir, "admin.token"))
 	if err != nil {
 		return err
 	}
 	demoLine := ""
-	if *demo {
+	if o.demo {
 		if err := store.SeedDemo(ctx, st); err != nil {
 			return fmt.Errorf("seed demo catalog: %w", err)
 		}
-		path := filepath.Join(*dir, "deployer.token")
+		path := filepath.Join(o.dir, "deployer.token")
 		deployer, err := demoDeployerToken(ctx, st, path)
 		if err != nil {
 			return err
@@ -127,14 +150,14 @@ func runDev(ctx context.Context, args []string) error {
 	}
 
 	if cfg.VoteKey == nil {
-		if cfg.VoteKey, err = devVoteKey(filepath.Join(*dir, "vote.key")); err != nil {
+		if cfg.VoteKey, err = devVoteKey(filepath.Join(o.dir, "vote.key")); err != nil {
 			return err
 		}
 	}
 	if cfg.AuditKey == nil {
 		// Outside the database, so that whoever can rewrite the database
 		// cannot sign a head.
-		if cfg.AuditKey, err = models.ReadAuditKey(filepath.Join(*dir, "audit.key"), true); err != nil {
+		if cfg.AuditKey, err = models.ReadAuditKey(filepath.Join(o.dir, "audit.key"), true); err != nil {
 			return err
 		}
 	}
@@ -145,7 +168,7 @@ func runDev(ctx context.Context, args []string) error {
 	defer w.Stop()
 
 	apiURL := "http://" + displayAddr(ln.Addr().String())
-	fmt.Fprintf(os.Stderr, `
+	fmt.Fprintf(stderr, `
   Transit is running.
 
     Console      %s/                   (sign in with a token below)
@@ -162,7 +185,7 @@ func runDev(ctx context.Context, args []string) error {
   Ctrl-C stops everything.
 
 `, apiURL, apiURL, apiURL, cfg.TemporalUIURL, cfg.TemporalAddress, cfg.TemporalNamespace, cfg.TaskQueue,
-		redactURL(cfg.DatabaseURL), token, filepath.Join(*dir, "admin.token"), filepath.Join(*dir, "admin.token"), demoLine, token, apiURL)
+		redactURL(cfg.DatabaseURL), token, filepath.Join(o.dir, "admin.token"), filepath.Join(o.dir, "admin.token"), demoLine, token, apiURL)
 
 	if os.Getenv(config.EnvPublicURL) == "" {
 		cfg.PublicURL = apiURL // where this one listens

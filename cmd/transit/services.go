@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +15,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/contrib/envconfig"
 	"go.temporal.io/sdk/log"
+
+	"github.com/spf13/cobra"
 
 	"github.com/transit-hq/transit/api"
 	"github.com/transit-hq/transit/config"
@@ -36,22 +37,9 @@ func loadConfig() (config.Config, *slog.Logger, error) {
 	return cfg, logger, nil
 }
 
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return nil
-}
-
-// production parses a production command's flags, reads the configuration
-// and opens the database (migrating it). The caller closes the store.
-func production(ctx context.Context, fs *flag.FlagSet, args []string) (config.Config, *slog.Logger, *store.Store, error) {
-	if err := parseFlags(fs, args); err != nil {
-		return config.Config{}, nil, nil, err
-	}
+// production reads the configuration and opens the database (migrating
+// it). The caller closes the store.
+func production(ctx context.Context) (config.Config, *slog.Logger, *store.Store, error) {
 	cfg, logger, err := loadConfig()
 	if err != nil {
 		return cfg, nil, nil, err
@@ -63,8 +51,78 @@ func production(ctx context.Context, fs *flag.FlagSet, args []string) (config.Co
 	return cfg, logger, st, err
 }
 
-func runServer(ctx context.Context, args []string) error {
-	cfg, logger, st, err := production(ctx, flag.NewFlagSet("server", flag.ContinueOnError), args)
+func (a *cli) serverCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "server",
+		Short: "Run the REST API (configured by TRANSIT_* variables)",
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runServer(cmd.Context()) },
+	}
+}
+
+func (a *cli) workerCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "worker",
+		Short: "Run the Temporal worker (configured by TRANSIT_* variables)",
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runWorker(cmd.Context()) },
+	}
+}
+
+func (a *cli) migrateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply database migrations and exit",
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return a.runMigrate(cmd.Context()) },
+	}
+}
+
+func (a *cli) tokensCommand() *cobra.Command {
+	cmd := group(&cobra.Command{
+		Use:   "tokens",
+		Short: "Issue API tokens straight into the database",
+	})
+	var subject, groups, teams, roles, desc string
+	issue := &cobra.Command{
+		Use:   "issue --subject NAME",
+		Short: "Issue an API token straight into the database (bootstrap an admin for 'transit server')",
+		Long: `Issue an API token straight into the database, where TRANSIT_DATABASE_URL says:
+the way to bootstrap an admin for 'transit server'. The token is printed once,
+on standard output; only its SHA-256 is stored.`,
+		Example: "  transit tokens issue --subject admin --roles admin\n" +
+			"  transit tokens issue --subject ci --roles deployer --teams payments --description 'CI of payments'",
+		Args: noArgs,
+	}
+	fs := issue.Flags()
+	fs.StringVar(&subject, "subject", "", "who the token acts as (required)")
+	fs.StringVar(&groups, "groups", "", "comma-separated approver groups, e.g. release-managers")
+	fs.StringVar(&teams, "teams", "", "comma-separated teams, whose applications a deployer may deploy")
+	fs.StringVar(&roles, "roles", "", "comma-separated roles: "+strings.Join(models.Roles, ", ")+" (default: admin for the admin group, else deployer,release_manager)")
+	fs.StringVar(&desc, "description", "", "what the token is for")
+	issue.RunE = func(cmd *cobra.Command, _ []string) error {
+		_, _, st, err := production(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		t := &models.APIToken{Subject: subject, Groups: models.NewJSON(splitList(groups)), Teams: models.NewJSON(splitList(teams)),
+			Roles: models.NewJSON(splitList(roles)), Description: desc}
+		secret := store.NewTokenSecret()
+		if err := st.CreateToken(cmd.Context(), store.Actor{Subject: "cli:" + currentUser()}, t, secret); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stderr, "issued token %s for %s (roles: %s; teams: %s; groups: %s); it is shown once:\n", t.ID, t.Subject,
+			strings.Join(t.Roles.V, ","), strings.Join(t.Teams.V, ","), strings.Join(t.Groups.V, ","))
+		fmt.Fprintln(a.stdout, secret)
+		return nil
+	}
+	cmd.AddCommand(issue)
+	return cmd
+}
+
+func runServer(ctx context.Context) error {
+	cfg, logger, st, err := production(ctx)
 	if err != nil {
 		return err
 	}
@@ -81,8 +139,8 @@ func runServer(ctx context.Context, args []string) error {
 	return serveHTTP(ctx, cfg, logger, api.NewRouter(apiOptions(cfg, st, tc, logger)))
 }
 
-func runWorker(ctx context.Context, args []string) error {
-	cfg, logger, st, err := production(ctx, flag.NewFlagSet("worker", flag.ContinueOnError), args)
+func runWorker(ctx context.Context) error {
+	cfg, logger, st, err := production(ctx)
 	if err != nil {
 		return err
 	}
@@ -123,8 +181,8 @@ func runWorker(ctx context.Context, args []string) error {
 	return nil
 }
 
-func runMigrate(ctx context.Context, args []string) error {
-	_, _, st, err := production(ctx, flag.NewFlagSet("migrate", flag.ContinueOnError), args)
+func (a *cli) runMigrate(ctx context.Context) error {
+	_, _, st, err := production(ctx)
 	if err != nil {
 		return err
 	}
@@ -133,35 +191,7 @@ func runMigrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("schema at version %d (%s)\n", v, st.Dialect())
-	return nil
-}
-
-func runTokens(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "issue" {
-		return fmt.Errorf("usage: transit tokens issue --subject NAME [--roles %s] [--teams payments] [--groups release-managers] [--description TEXT]",
-			strings.Join(models.Roles, ","))
-	}
-	fs := flag.NewFlagSet("tokens issue", flag.ContinueOnError)
-	subject := fs.String("subject", "", "who the token acts as (required)")
-	groups := fs.String("groups", "", "comma-separated approver groups, e.g. release-managers")
-	teams := fs.String("teams", "", "comma-separated teams, whose applications a deployer may deploy")
-	roles := fs.String("roles", "", "comma-separated roles: "+strings.Join(models.Roles, ", ")+" (default: admin for the admin group, else deployer,release_manager)")
-	desc := fs.String("description", "", "what the token is for")
-	_, _, st, err := production(ctx, fs, args[1:])
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	t := &models.APIToken{Subject: *subject, Groups: models.NewJSON(splitList(*groups)), Teams: models.NewJSON(splitList(*teams)),
-		Roles: models.NewJSON(splitList(*roles)), Description: *desc}
-	secret := store.NewTokenSecret()
-	if err := st.CreateToken(ctx, store.Actor{Subject: "cli:" + currentUser()}, t, secret); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "issued token %s for %s (roles: %s; teams: %s; groups: %s); it is shown once:\n", t.ID, t.Subject,
-		strings.Join(t.Roles.V, ","), strings.Join(t.Teams.V, ","), strings.Join(t.Groups.V, ","))
-	fmt.Println(secret)
+	fmt.Fprintf(a.stdout, "schema at version %d (%s)\n", v, st.Dialect())
 	return nil
 }
 
