@@ -20,44 +20,46 @@ func (d *deployment) showDetails() {
 func (d *deployment) details() string {
 	var b strings.Builder
 	p := d.Plan
-	fmt.Fprintf(&b, "**%s**", d.Status)
+	b.WriteString(fmt.Sprintf("**%s**", d.Status))
 	if p.Application != "" {
-		fmt.Fprintf(&b, " · %s %s %s to %s", orDash(p.Scenario), p.Application, p.ReleaseVersion, p.Environment)
+		b.WriteString(fmt.Sprintf(" · %s %s %s to %s", orDash(p.Scenario), p.Application, p.ReleaseVersion, p.Environment))
 	}
 	b.WriteString("\n\n")
 	if n := len(p.Waves); n > 0 {
-		fmt.Fprintf(&b, "- Plan: %s in %s, risk %s (%d)\n", models.Plural(d.targetCount(), "target"), models.Plural(n, "wave"), p.Risk.Level, p.Risk.Score)
+		b.WriteString(fmt.Sprintf("- Plan: %s in %s, risk %s (%d)\n", models.Plural(d.targetCount(), "target"), models.Plural(n, "wave"), p.Risk.Level, p.Risk.Score))
 		if d.WaveIndex > 0 {
-			fmt.Fprintf(&b, "- Wave %d of %d\n", d.WaveIndex, n)
+			b.WriteString(fmt.Sprintf("- Wave %d of %d\n", d.WaveIndex, n))
 		}
 	}
 	if d.Status == models.StatusAwaitingApproval {
-		pol := p.Policy
 		groups := "anyone signed in"
-		if len(pol.ApproverGroups) > 0 {
-			groups = strings.Join(pol.ApproverGroups, ", ")
+		if g := d.approverGroups(); len(g) > 0 {
+			groups = strings.Join(g, ", ")
 		}
-		fmt.Fprintf(&b, "- Approvals: %d of %d; may approve: %s", d.approvedCount(), pol.ApprovalsRequired, groups)
+		if d.in.Emergency != nil {
+			b.WriteString("- " + d.in.Emergency.String() + "\n")
+		}
+		b.WriteString(fmt.Sprintf("- Approvals: %d of %d; may approve: %s", d.approvedCount(), d.required(), groups))
 		var by []string
 		for _, a := range d.Approvals {
 			by = append(by, a.Approver+" "+a.Decision+"d")
 		}
 		if len(by) > 0 {
-			fmt.Fprintf(&b, " (%s)", strings.Join(by, ", "))
+			b.WriteString(fmt.Sprintf(" (%s)", strings.Join(by, ", ")))
 		}
 		b.WriteString("\n")
 	}
 	if h := d.Hold; h != nil {
-		fmt.Fprintf(&b, "- Held (%s): %s", h.Kind, h.Reason)
+		b.WriteString(fmt.Sprintf("- Held (%s): %s", h.Kind, h.Reason))
 		if h.Until != nil {
-			fmt.Fprintf(&b, ", until %s", h.Until.UTC().Format(time.RFC1123))
+			b.WriteString(fmt.Sprintf(", until %s", h.Until.UTC().Format(time.RFC1123)))
 		}
 		b.WriteString("\n")
 	}
 	if d.Paused {
-		fmt.Fprintf(&b, "- Paused by %s", d.PausedBy)
+		b.WriteString(fmt.Sprintf("- Paused by %s", d.PausedBy))
 		if d.PauseWhy != "" {
-			fmt.Fprintf(&b, ": %s", d.PauseWhy)
+			b.WriteString(fmt.Sprintf(": %s", d.PauseWhy))
 		}
 		b.WriteString("; resume through Transit's API\n")
 	}
@@ -65,19 +67,19 @@ func (d *deployment) details() string {
 	case d.PastPONR:
 		b.WriteString("- Past the point of no return: a failure now means an incident, not a rollback\n")
 	case d.PONRAt != nil:
-		fmt.Fprintf(&b, "- Point of no return at %s\n", d.PONRAt.UTC().Format(time.RFC1123))
+		b.WriteString(fmt.Sprintf("- Point of no return at %s\n", d.PONRAt.UTC().Format(time.RFC1123)))
 	}
 	if d.ELSEndsAt != nil && !d.Status.Terminal() {
-		fmt.Fprintf(&b, "- Early life support ends %s\n", d.ELSEndsAt.UTC().Format(time.RFC1123))
+		b.WriteString(fmt.Sprintf("- Early life support ends %s\n", d.ELSEndsAt.UTC().Format(time.RFC1123)))
 	}
 	if len(d.Left) > 0 {
-		fmt.Fprintf(&b, "- Failed: %s\n", joinMax(leftNames(d.Left), 10))
+		b.WriteString(fmt.Sprintf("- Failed: %s\n", joinMax(leftNames(d.Left), 10)))
 	}
 	if d.Outcome != "" {
-		fmt.Fprintf(&b, "- Outcome: %s\n", models.Cut(d.Outcome, 500))
+		b.WriteString(fmt.Sprintf("- Outcome: %s\n", models.Cut(d.Outcome, 500)))
 	}
 	if d.in.Link != "" {
-		fmt.Fprintf(&b, "\n[Open in Transit](%s)\n", d.in.Link)
+		b.WriteString(fmt.Sprintf("\n[Open in Transit](%s)\n", d.in.Link))
 	}
 	return b.String()
 }
