@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -15,7 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/gin-gonic/gin"
+	"golang.org/x/oauth2"
 
 	"github.com/transit-hq/transit/models"
 	"github.com/transit-hq/transit/store"
@@ -69,6 +73,8 @@ func (h *Handler) consoleRoutes(r *gin.Engine) {
 	})
 	r.GET("/login", h.loginPage)
 	r.POST("/login", h.login)
+	r.GET("/login/oidc", h.loginOIDC)
+	r.GET("/login/oidc/callback", h.loginOIDCCallback)
 	s := r.Group("", h.consoleSession)
 	s.POST("/logout", h.logout)
 	s.GET("/approvals", h.approvalsPage)
@@ -93,7 +99,7 @@ func (h *Handler) render(c *gin.Context, status int, name string, p page) {
 }
 
 func (h *Handler) loginPage(c *gin.Context) {
-	h.render(c, http.StatusOK, "login.html", page{Title: "Sign in", Flash: c.Query("flash")})
+	h.render(c, http.StatusOK, "login.html", page{Title: "Sign in", Flash: c.Query("flash"), Data: h.oidc.CanLogin()})
 }
 
 // login takes a pasted token (a Transit API token, or an OIDC JWT when
@@ -106,7 +112,7 @@ func (h *Handler) login(c *gin.Context) {
 		if err != nil {
 			msg = "that token was refused: " + trimSentinel(err.Error())
 		}
-		h.render(c, http.StatusUnauthorized, "login.html", page{Title: "Sign in", Error: msg})
+		h.render(c, http.StatusUnauthorized, "login.html", page{Title: "Sign in", Error: msg, Data: h.oidc.CanLogin()})
 		return
 	}
 	http.SetCookie(c.Writer, &http.Cookie{Name: sessionCookie, Value: secret, Path: "/", HttpOnly: true,
@@ -134,7 +140,7 @@ func (h *Handler) consoleSession(c *gin.Context) {
 		c.Abort()
 		return
 	}
-	p, err := h.principalFor(c, ck)
+	p, err := h.sessionPrincipal(c, ck)
 	if err != nil {
 		http.SetCookie(c.Writer, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
 		c.Redirect(http.StatusSeeOther, "/login?flash="+url.QueryEscape("sign in again: "+trimSentinel(err.Error())))
@@ -433,4 +439,144 @@ func (h *Handler) targetsPage(c *gin.Context) {
 	}
 	pg.Data = map[string]any{"Rows": rows, "Next": list.NextCursor}
 	h.render(c, http.StatusOK, "targets.html", pg)
+}
+
+// ---- sign-in at the identity provider (OIDC authorization code + PKCE)
+
+const (
+	loginCookie    = "transit_oidc_login"
+	sessionVersion = "s1"
+	loginVersion   = "l1"
+)
+
+// sealed is a value the server signs (with the console's key) and later
+// trusts: a session after an IdP sign-in, or a sign-in under way.
+func (h *Handler) seal(kind string, v any) string {
+	b, _ := json.Marshal(v)
+	body := base64.RawURLEncoding.EncodeToString(b)
+	m := hmac.New(sha256.New, h.csrfKey)
+	m.Write([]byte(kind + "." + body))
+	return kind + "." + body + "." + hex.EncodeToString(m.Sum(nil))
+}
+
+func (h *Handler) unseal(kind, s string, v any) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 || parts[0] != kind {
+		return false
+	}
+	m := hmac.New(sha256.New, h.csrfKey)
+	m.Write([]byte(kind + "." + parts[1]))
+	if !hmac.Equal([]byte(hex.EncodeToString(m.Sum(nil))), []byte(parts[2])) {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	return err == nil && json.Unmarshal(b, v) == nil
+}
+
+// session is who signed in at the IdP, until when.
+type session struct {
+	P   models.Principal `json:"p"`
+	Exp int64            `json:"exp"`
+}
+
+// sessionPrincipal is who the session cookie names: a session sealed at an
+// IdP sign-in, or a pasted token checked as the API checks it.
+func (h *Handler) sessionPrincipal(c *gin.Context, ck string) (models.Principal, error) {
+	if strings.HasPrefix(ck, sessionVersion+".") {
+		var s session
+		if !h.unseal(sessionVersion, ck, &s) {
+			return models.Principal{}, fmt.Errorf("the session is not one this server made: %w", models.ErrUnauthenticated)
+		}
+		if time.Now().Unix() > s.Exp {
+			return models.Principal{}, fmt.Errorf("the session ended: %w", models.ErrUnauthenticated)
+		}
+		return s.P, nil
+	}
+	return h.principalFor(c, ck)
+}
+
+// pendingLogin is a sign-in under way: what the callback must see again.
+type pendingLogin struct {
+	State, Verifier, Nonce string
+	Exp                    int64
+}
+
+// origin is where this request reached the server, for the redirect URL.
+func origin(c *gin.Context) string {
+	scheme := "http"
+	if secureRequest(c) {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Request.Host
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// loginOIDC sends the person to the IdP, with a state, a nonce and a PKCE
+// verifier kept in a short-lived signed cookie.
+func (h *Handler) loginOIDC(c *gin.Context) {
+	cfg, err := h.oidc.LoginConfig(c, origin(c)+"/login/oidc/callback")
+	if err != nil {
+		h.render(c, http.StatusServiceUnavailable, "login.html", page{Title: "Sign in", Error: "sign-in at the identity provider is not available: " + trimSentinel(err.Error())})
+		return
+	}
+	pl := pendingLogin{State: randomToken(), Verifier: oauth2.GenerateVerifier(), Nonce: randomToken(), Exp: time.Now().Add(10 * time.Minute).Unix()}
+	// Lax: the IdP's redirect back is a top-level navigation from its site.
+	http.SetCookie(c.Writer, &http.Cookie{Name: loginCookie, Value: h.seal(loginVersion, pl), Path: "/login/oidc", HttpOnly: true,
+		Secure: secureRequest(c), SameSite: http.SameSiteLaxMode, MaxAge: 600})
+	c.Redirect(http.StatusFound, cfg.AuthCodeURL(pl.State, oauth2.S256ChallengeOption(pl.Verifier), oidc.Nonce(pl.Nonce)))
+}
+
+// loginOIDCCallback takes the IdP's answer: the state must be this
+// browser's, the code is exchanged (with the PKCE verifier) for an ID token,
+// which is verified (signature, issuer, audience: the client id, expiry,
+// nonce); the session holds the principal it names until it expires (at
+// most 12 h).
+func (h *Handler) loginOIDCCallback(c *gin.Context) {
+	fail := func(status int, msg string) {
+		h.render(c, status, "login.html", page{Title: "Sign in", Error: msg, Data: h.oidc.CanLogin()})
+	}
+	ck, _ := c.Cookie(loginCookie)
+	http.SetCookie(c.Writer, &http.Cookie{Name: loginCookie, Value: "", Path: "/login/oidc", MaxAge: -1, HttpOnly: true})
+	var pl pendingLogin
+	if !h.unseal(loginVersion, ck, &pl) || time.Now().Unix() > pl.Exp || c.Query("state") == "" ||
+		!hmac.Equal([]byte(c.Query("state")), []byte(pl.State)) {
+		fail(http.StatusBadRequest, "this sign-in did not start here, or took too long: sign in again")
+		return
+	}
+	if e := c.Query("error"); e != "" {
+		fail(http.StatusUnauthorized, "the identity provider refused the sign-in: "+e+" "+c.Query("error_description"))
+		return
+	}
+	cfg, err := h.oidc.LoginConfig(c, origin(c)+"/login/oidc/callback")
+	if err != nil {
+		fail(http.StatusServiceUnavailable, "sign-in at the identity provider is not available: "+trimSentinel(err.Error()))
+		return
+	}
+	tok, err := cfg.Exchange(c, c.Query("code"), oauth2.VerifierOption(pl.Verifier))
+	if err != nil {
+		fail(http.StatusUnauthorized, "the identity provider did not give a token for this sign-in: "+err.Error())
+		return
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	p, exp, err := h.oidc.LoginPrincipal(c, raw, pl.Nonce)
+	if err != nil {
+		fail(http.StatusUnauthorized, "the identity provider's token was refused: "+trimSentinel(err.Error()))
+		return
+	}
+	until := time.Now().Add(12 * time.Hour)
+	if exp.Before(until) {
+		until = exp
+	}
+	http.SetCookie(c.Writer, &http.Cookie{Name: sessionCookie, Value: h.seal(sessionVersion, session{P: p, Exp: until.Unix()}), Path: "/",
+		HttpOnly: true, Secure: secureRequest(c), SameSite: http.SameSiteStrictMode, MaxAge: int(time.Until(until).Seconds())})
+	h.log.InfoContext(c, "console sign-in", "subject", p.Subject, "via", "oidc login")
+	// Strict cookies are not sent on this cross-site redirect chain's next
+	// hop in every browser; a page of our own moves on.
+	c.Header("Content-Type", "text/html; charset=utf-8")
+	c.String(http.StatusOK, `<!doctype html><meta http-equiv="refresh" content="0;url=/approvals"><a href="/approvals">Continue</a>`)
 }

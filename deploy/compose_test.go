@@ -59,6 +59,8 @@ var knownEnv = []string{
 	identity.EnvTeamsClaim,
 	identity.EnvRolesClaim,
 	identity.EnvGroupMap,
+	identity.EnvClientID,
+	identity.EnvClientSecret,
 }
 
 // searchAttributes are the Keyword search attributes Transit's workflows set.

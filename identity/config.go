@@ -22,6 +22,9 @@ const (
 	EnvTeamsClaim   = "TRANSIT_OIDC_TEAMS_CLAIM"
 	EnvRolesClaim   = "TRANSIT_OIDC_ROLES_CLAIM"
 	EnvGroupMap     = "TRANSIT_OIDC_GROUP_MAP"
+	// The console's sign-in (authorization code flow with PKCE).
+	EnvClientID     = "TRANSIT_OIDC_CLIENT_ID"
+	EnvClientSecret = "TRANSIT_OIDC_CLIENT_SECRET"
 )
 
 // Default claim names.
@@ -52,6 +55,11 @@ type Config struct {
 	// GroupMap maps an IdP group to roles and teams it grants (added to any
 	// from claims).
 	GroupMap map[string]Grant
+
+	// ClientID (and ClientSecret, for a confidential client) let the
+	// console sign people in at the IdP; the ID tokens it gets are for
+	// ClientID. Empty: the console takes pasted tokens only.
+	ClientID, ClientSecret string
 }
 
 // Grant is what membership of one IdP group gives.
@@ -92,12 +100,14 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		GroupsClaim:  get(EnvGroupsClaim),
 		TeamsClaim:   get(EnvTeamsClaim),
 		RolesClaim:   get(EnvRolesClaim),
+		ClientID:     get(EnvClientID),
+		ClientSecret: get(EnvClientSecret),
 	}
 	groupMap := get(EnvGroupMap)
 
 	switch {
 	case cfg.Issuer == "" && cfg.Audience == "":
-		for _, k := range []string{EnvSubjectClaim, EnvGroupsClaim, EnvTeamsClaim, EnvRolesClaim, EnvGroupMap} {
+		for _, k := range []string{EnvSubjectClaim, EnvGroupsClaim, EnvTeamsClaim, EnvRolesClaim, EnvGroupMap, EnvClientID, EnvClientSecret} {
 			if get(k) != "" {
 				return Config{}, fmt.Errorf("%s is set but %s and %s are not: set both to turn on OIDC sign-in", k, EnvIssuer, EnvAudience)
 			}
@@ -112,6 +122,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	u, err := url.Parse(cfg.Issuer)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return Config{}, fmt.Errorf("%s %q must be an http(s) URL such as https://idp.example.com/realms/main", EnvIssuer, cfg.Issuer)
+	}
+	if cfg.ClientSecret != "" && cfg.ClientID == "" {
+		return Config{}, fmt.Errorf("%s is set but %s is not", EnvClientSecret, EnvClientID)
 	}
 	if cfg.GroupMap, err = ParseGroupMap(groupMap); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", EnvGroupMap, err)

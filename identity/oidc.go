@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/transit-hq/transit/models"
 )
@@ -44,6 +45,8 @@ type Verifier struct {
 
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier // set once discovery has succeeded
+	login    *oidc.IDTokenVerifier // for the console's ID tokens (audience ClientID)
+	endpoint oauth2.Endpoint       // the IdP's authorization and token endpoints
 	pending  chan struct{}         // closed when the running discovery ends; nil if none runs
 	lastErr  error                 // why the last discovery failed
 }
@@ -145,7 +148,8 @@ func (v *Verifier) idTokenVerifier(ctx context.Context) (*oidc.IDTokenVerifier, 
 // it meets an unknown key id: that is how key rotation is followed.
 func (v *Verifier) discover(done chan struct{}) {
 	ctx := oidc.ClientContext(context.Background(), v.client)
-	var verifier *oidc.IDTokenVerifier
+	var verifier, login *oidc.IDTokenVerifier
+	var endpoint oauth2.Endpoint
 	provider, err := oidc.NewProvider(ctx, v.cfg.Issuer)
 	var mismatch *oidc.IssuerMismatchError
 	switch {
@@ -165,11 +169,14 @@ func (v *Verifier) discover(done chan struct{}) {
 		} else {
 			// Algorithms default to those the discovery document lists (RS256 if none).
 			verifier = provider.Verifier(&oidc.Config{ClientID: v.cfg.Audience})
+			if v.cfg.ClientID != "" {
+				login, endpoint = provider.Verifier(&oidc.Config{ClientID: v.cfg.ClientID}), provider.Endpoint()
+			}
 		}
 	}
 
 	v.mu.Lock()
-	v.verifier, v.lastErr, v.pending = verifier, err, nil
+	v.verifier, v.login, v.endpoint, v.lastErr, v.pending = verifier, login, endpoint, err, nil
 	v.mu.Unlock()
 	close(done)
 }
@@ -326,4 +333,51 @@ func sortedSet(items []string, keep func(string) bool) []string {
 // refuse returns a "not authenticated" error saying why.
 func refuse(format string, args ...any) error {
 	return fmt.Errorf("OIDC token refused: "+format+": %w", append(args, models.ErrUnauthenticated)...)
+}
+
+// CanLogin reports whether the console may send people to the IdP to sign
+// in (a client id is configured).
+func (v *Verifier) CanLogin() bool { return v != nil && v.cfg.ClientID != "" }
+
+// LoginConfig is the OAuth2 configuration of the console's sign-in: the
+// authorization code flow (with PKCE) at the IdP, back to redirectURL.
+func (v *Verifier) LoginConfig(ctx context.Context, redirectURL string) (*oauth2.Config, error) {
+	if !v.CanLogin() {
+		return nil, refuse("sign-in at the identity provider is not configured (%s)", EnvClientID)
+	}
+	if _, err := v.idTokenVerifier(ctx); err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return &oauth2.Config{ClientID: v.cfg.ClientID, ClientSecret: v.cfg.ClientSecret, Endpoint: v.endpoint,
+		RedirectURL: redirectURL, Scopes: []string{oidc.ScopeOpenID, "profile", "email", "groups"}}, nil
+}
+
+// LoginPrincipal verifies the ID token the console's sign-in received
+// (audience: the client id, and the nonce it sent), and maps its claims as
+// Principal does. It returns when the token expires.
+func (v *Verifier) LoginPrincipal(ctx context.Context, rawIDToken, nonce string) (models.Principal, time.Time, error) {
+	if !v.CanLogin() {
+		return models.Principal{}, time.Time{}, refuse("sign-in at the identity provider is not configured (%s)", EnvClientID)
+	}
+	if _, err := v.idTokenVerifier(ctx); err != nil {
+		return models.Principal{}, time.Time{}, err
+	}
+	v.mu.Lock()
+	login := v.login
+	v.mu.Unlock()
+	tok, err := login.Verify(ctx, rawIDToken)
+	if err != nil {
+		return models.Principal{}, time.Time{}, v.explain(ctx, rawIDToken, err)
+	}
+	if nonce == "" || tok.Nonce != nonce {
+		return models.Principal{}, time.Time{}, refuse("the ID token's nonce is not the one this sign-in sent (a replayed token?)")
+	}
+	var claims map[string]json.RawMessage
+	if err := tok.Claims(&claims); err != nil {
+		return models.Principal{}, time.Time{}, refuse("cannot read the token's claims: %v", err)
+	}
+	p, err := v.mapClaims(claims)
+	return p, tok.Expiry, err
 }

@@ -3,9 +3,16 @@ package integration
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,15 +31,58 @@ type issuer struct {
 	mu  sync.Mutex
 	key *rsa.PrivateKey
 	kid string
+	// The console's sign-in: who signs in at /authorize, and the codes given.
+	loginAs map[string]any
+	codes   map[string]authRequest
 }
+
+// authRequest is what /authorize was asked, kept for /token.
+type authRequest struct{ nonce, challenge string }
 
 func newIssuer(t *testing.T) *issuer {
 	iss := &issuer{}
 	iss.rotate(t, "k1")
+	iss.codes = map[string]authRequest{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": iss.URL, "jwks_uri": iss.URL + "/keys",
-			"authorization_endpoint": iss.URL + "/auth", "id_token_signing_alg_values_supported": []string{"RS256"}})
+			"authorization_endpoint": iss.URL + "/auth", "token_endpoint": iss.URL + "/token",
+			"id_token_signing_alg_values_supported": []string{"RS256"}})
+	})
+	// The person signs in at once (as loginAs) and is sent back with a code.
+	mux.HandleFunc("/auth", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if q.Get("response_type") != "code" || q.Get("code_challenge_method") != "S256" || q.Get("client_id") != "transit-console" {
+			http.Error(w, "bad authorization request: "+r.URL.RawQuery, http.StatusBadRequest)
+			return
+		}
+		code := "code-" + q.Get("state")
+		iss.mu.Lock()
+		iss.codes[code] = authRequest{nonce: q.Get("nonce"), challenge: q.Get("code_challenge")}
+		iss.mu.Unlock()
+		http.Redirect(w, r, q.Get("redirect_uri")+"?code="+url.QueryEscape(code)+"&state="+url.QueryEscape(q.Get("state")), http.StatusFound)
+	})
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		iss.mu.Lock()
+		req, ok := iss.codes[r.Form.Get("code")]
+		delete(iss.codes, r.Form.Get("code"))
+		who := iss.loginAs
+		iss.mu.Unlock()
+		sum := sha256.Sum256([]byte(r.Form.Get("code_verifier")))
+		if !ok || base64.RawURLEncoding.EncodeToString(sum[:]) != req.challenge {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
+			return
+		}
+		claims := map[string]any{"aud": "transit-console", "nonce": req.nonce}
+		for k, v := range who {
+			claims[k] = v
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 3600,
+			"id_token": iss.token(t, fmt.Sprint(who["sub"]), claims)})
 	})
 	mux.HandleFunc("/keys", func(w http.ResponseWriter, r *http.Request) {
 		iss.mu.Lock()
@@ -139,4 +189,62 @@ func TestSignInWithOIDC(t *testing.T) {
 	r = s.call("GET", "/api/v1/whoami", old, nil)
 	require.Equal(t, 401, r.Status, "a token of a key no longer published: %s", r.Raw)
 	require.Contains(t, r.str("error", "message"), "signing key")
+}
+
+// The console signs people in at the identity provider (authorization code
+// with PKCE): the session names the ID token's subject, with roles from the
+// group map; a callback that this browser did not start is refused.
+func TestConsoleSignInAtTheIdentityProvider(t *testing.T) {
+	iss := newIssuer(t)
+	groupMap, err := identity.ParseGroupMap("Release Managers=release_manager")
+	require.NoError(t, err)
+	s := newStack(t, stackOptions{oidc: &identity.Config{Issuer: iss.URL, Audience: "transit", ClientID: "transit-console", GroupMap: groupMap}})
+	iss.mu.Lock()
+	iss.loginAs = map[string]any{"sub": "rita@example.com", "groups": []string{"Release Managers", "release-managers"}}
+	iss.mu.Unlock()
+
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	resp, err := browser.Get(s.baseURL + "/login")
+	require.NoError(t, err)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(page), `href="/login/oidc"`, "the sign-in page offers the identity provider")
+
+	resp, err = browser.Get(s.baseURL + "/login/oidc") // → the IdP → back, signed in
+	require.NoError(t, err)
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode, string(page))
+	require.Contains(t, string(page), `url=/approvals`, "a page of the console's own moves on (a browser follows it)")
+	resp, err = browser.Get(s.baseURL + "/approvals")
+	require.NoError(t, err)
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode, string(page))
+	require.Contains(t, string(page), "My approvals")
+	require.Contains(t, string(page), "rita@example.com")
+	u, _ := url.Parse(s.baseURL)
+	var session string
+	for _, ck := range jar.Cookies(u) {
+		if ck.Name == "transit_session" {
+			session = ck.Value
+		}
+	}
+	require.True(t, strings.HasPrefix(session, "s1."), "a sealed session, not a token: %q", session)
+
+	// A forged session, and a callback this browser did not start.
+	other, _ := cookiejar.New(nil)
+	other.SetCookies(u, []*http.Cookie{{Name: "transit_session", Value: session[:len(session)-4] + "0000"}})
+	noRedirect := &http.Client{Jar: other, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noRedirect.Get(s.baseURL + "/approvals")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, "a forged session signs no one in")
+	resp, err = noRedirect.Get(s.baseURL + "/login/oidc/callback?code=code-x&state=x")
+	require.NoError(t, err)
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, 400, resp.StatusCode)
+	require.Contains(t, string(page), "this sign-in did not start here")
 }
