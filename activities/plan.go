@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,6 +65,7 @@ func (a *Activities) Plan(ctx context.Context, in models.DeploymentInput) (PlanR
 		Application:     app.Name,
 		OwnerTeam:       app.OwnerTeam,
 		Emergency:       in.Emergency,
+		KnownErrors:     a.knownErrors(ctx, rel, in.AcknowledgedKnownErrors),
 		Environment:     env.Name,
 		ReleaseVersion:  rel.Version,
 		Scenario:        in.Scenario,
@@ -458,4 +460,21 @@ func semverMajor(v string) (int, bool) {
 	major, _, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
 	n, err := strconv.Atoi(major)
 	return n, err == nil
+}
+
+// knownErrors are the release's open known errors as the plan shows them,
+// each marked acknowledged or not. Best effort: the API checked them at
+// submit; a read that fails here leaves them out of the plan.
+func (a *Activities) knownErrors(ctx context.Context, rel *models.Release, ack []string) []models.KnownErrorRef {
+	open, err := a.Store.OpenKnownErrors(ctx, rel)
+	if err != nil {
+		a.log().WarnContext(ctx, "read known errors for the plan", "release", rel.ID, "err", err)
+		return nil
+	}
+	var out []models.KnownErrorRef
+	for _, k := range open {
+		out = append(out, models.KnownErrorRef{ID: k.ID, Title: k.Title, Severity: k.Severity,
+			Workaround: models.Cut(k.Workaround, 500), Acknowledged: slices.Contains(ack, k.ID)})
+	}
+	return out
 }

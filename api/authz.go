@@ -87,6 +87,13 @@ var rules = []rule{
 	{Method: "POST", Path: "/api/v1/deployments/:id/incidents", Roles: managers, TeamRoles: deployers, Scope: scopeDeployment},
 	{Method: "POST", Path: "/api/v1/deployments/:id/incidents/:incident/resolve", Roles: managers, TeamRoles: deployers, Scope: scopeDeployment},
 
+	{Method: "PATCH", Path: "/api/v1/deployments/:id/incidents/:incident", Roles: managers, TeamRoles: deployers, Scope: scopeDeployment},
+
+	{Method: "GET", Path: "/api/v1/known-errors", Roles: readers},
+	{Method: "GET", Path: "/api/v1/known-errors/:id", Roles: readers},
+	{Method: "POST", Path: "/api/v1/known-errors", Roles: managers},
+	{Method: "PATCH", Path: "/api/v1/known-errors/:id", Roles: managers},
+
 	{Method: "GET", Path: "/api/v1/audit", Roles: auditReaders},
 	{Method: "GET", Path: "/api/v1/audit/verify", Roles: auditReaders},
 	{Method: "GET", Path: "/api/v1/audit/head", Roles: auditReaders},

@@ -39,6 +39,9 @@ type CreateDeploymentRequest struct {
 	Reason      string           `json:"reason"`
 	// Emergency makes it an emergency change: {"reason": "…", "incident": "INC-123"}.
 	Emergency *models.Emergency `json:"emergency"`
+	// AcknowledgeKnownErrors lists the release's open known errors (ids)
+	// that the requester read and accepts.
+	AcknowledgeKnownErrors []string `json:"acknowledge_known_errors"`
 }
 
 // DeploymentResponse is a deployment with where to watch it.
@@ -78,7 +81,7 @@ func (h *Handler) createDeployment(c *gin.Context) {
 	}
 	in := models.DeploymentInput{ApplicationID: rel.ApplicationID, EnvironmentID: env.ID, ReleaseID: rel.ID,
 		Scenario: req.Scenario, Strategy: req.Strategy, NotBefore: req.NotBefore, RetainData: req.RetainData,
-		Reason: strings.TrimSpace(req.Reason), Emergency: req.Emergency}
+		Reason: strings.TrimSpace(req.Reason), Emergency: req.Emergency, AcknowledgedKnownErrors: req.AcknowledgeKnownErrors}
 	if err := in.Validate(); err != nil {
 		h.fail(c, err)
 		return
@@ -107,6 +110,12 @@ func (h *Handler) createDeployment(c *gin.Context) {
 	if err := h.promoted(c, rel, env, scenario); err != nil {
 		h.fail(c, err)
 		return
+	}
+	if scenario != models.ScenarioDecommission {
+		if err := h.knownErrorsAcknowledged(c, rel, env, in.AcknowledgedKnownErrors); err != nil {
+			h.fail(c, err)
+			return
+		}
 	}
 	d := &models.Deployment{ApplicationID: in.ApplicationID, EnvironmentID: in.EnvironmentID, ReleaseID: in.ReleaseID,
 		ReleaseVersion: rel.Version, Scenario: scenario, Strategy: models.NewJSON(in.Strategy), NotBefore: in.NotBefore,

@@ -142,6 +142,11 @@ func NewRouter(opt Options) http.Handler {
 	v1.POST("/deployments/:id/incidents", h.createIncident)
 	v1.GET("/deployments/:id/incidents", h.listIncidents)
 	v1.POST("/deployments/:id/incidents/:incident/resolve", h.resolveIncident)
+	v1.PATCH("/deployments/:id/incidents/:incident", h.updateIncident)
+	v1.POST("/known-errors", h.createKnownError)
+	v1.GET("/known-errors", h.listKnownErrors)
+	v1.GET("/known-errors/:id", h.getKnownError)
+	v1.PATCH("/known-errors/:id", h.updateKnownError)
 
 	v1.GET("/audit", h.listAudit)
 	v1.GET("/audit/verify", h.verifyAudit)

@@ -155,3 +155,57 @@ func TestEmergencyChangeThroughAFreeze(t *testing.T) {
 	require.True(t, strings.HasPrefix(title, "EMERGENCY: "), title)
 	s.saveHistory(id, "emergency_through_freeze")
 }
+
+// Known errors travel with a release: a deployment of a release with an
+// open one is refused unless it is acknowledged (or at all, where the
+// policy takes none); the plan shows them; an incident is resolved with a
+// resolution and linked to its known error.
+func TestKnownErrorsAreAcknowledgedAtSubmit(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	c := s.seed("prod", 1, quickPolicy(), "", "1.0.0", "2.0.0")
+	strictPolicy := quickPolicy()
+	strictPolicy.KnownErrors = models.KnownErrorsRefuse
+	strict := s.must(201, "POST", "/api/v1/environments", map[string]any{"application_id": c.app, "name": "strict", "position": 2, "policy": strictPolicy}).str("id")
+	s.must(201, "POST", "/api/v1/targets", map[string]any{"environment_id": strict, "name": "strict-01", "driver": "simulated", "config": map[string]any{}})
+
+	ke := s.must(201, "POST", "/api/v1/known-errors", map[string]any{"application": c.app, "release": c.releases["2.0.0"],
+		"title": "exports time out over 10k rows", "severity": "high", "workaround": "export by month"}).str("id")
+	require.Equal(t, 422, s.call("POST", "/api/v1/known-errors", s.admin, map[string]any{"application": c.app, "title": "x", "severity": "meh"}).Status)
+	listed := s.must(200, "GET", "/api/v1/known-errors?application_id="+c.app+"&status=open", nil).items()
+	require.Len(t, listed, 1)
+
+	// 1.0.0 carries none: it goes.
+	s.waitStatus(s.deploy(s.admin, map[string]any{"release": c.releases["1.0.0"], "environment": c.env}), time.Minute, models.StatusCompleted)
+	r := s.call("POST", "/api/v1/deployments", s.admin, map[string]any{"release": c.releases["2.0.0"], "environment": c.env})
+	require.Equal(t, 409, r.Status, r.Raw)
+	require.Contains(t, r.str("error", "message"), "carries open known errors that this request does not acknowledge: "+ke+" (high: exports time out over 10k rows)")
+	r = s.call("POST", "/api/v1/deployments", s.admin, map[string]any{"release": c.releases["2.0.0"], "environment": c.env,
+		"acknowledge_known_errors": []string{"ke_nope"}})
+	require.Equal(t, 422, r.Status, r.Raw)
+	r = s.call("POST", "/api/v1/deployments", s.admin, map[string]any{"release": c.releases["2.0.0"], "environment": strict,
+		"acknowledge_known_errors": []string{ke}})
+	require.Equal(t, 409, r.Status, r.Raw)
+	require.Contains(t, r.str("error", "message"), "the policy of strict takes none")
+
+	id := s.deploy(s.admin, map[string]any{"release": c.releases["2.0.0"], "environment": c.env, "acknowledge_known_errors": []string{ke}})
+	d := s.waitStatus(id, time.Minute, models.StatusCompleted)
+	known, _ := d.get("deployment", "plan", "known_errors").([]any)
+	require.Len(t, known, 1, d.Raw)
+	require.Equal(t, true, known[0].(map[string]any)["acknowledged"])
+	require.Equal(t, "export by month", known[0].(map[string]any)["workaround"])
+
+	// An incident after handover, linked to its known error and resolved.
+	inc := s.must(201, "POST", "/api/v1/deployments/"+id+"/incidents", map[string]any{"severity": "high", "title": "export of March timed out"}).str("id")
+	r = s.call("PATCH", "/api/v1/deployments/"+id+"/incidents/"+inc, s.admin, map[string]any{"known_error_id": "ke_nope"})
+	require.Equal(t, 422, r.Status, r.Raw)
+	r = s.must(200, "PATCH", "/api/v1/deployments/"+id+"/incidents/"+inc, map[string]any{"status": "resolved",
+		"resolution": "exported by month", "known_error_id": ke})
+	require.Equal(t, "resolved", r.str("status"))
+	require.Equal(t, ke, r.str("known_error_id"))
+	require.Equal(t, "exported by month", r.str("resolution"))
+	require.Contains(t, strings.Join(s.events(id), "\n"), "high incident resolved by admin: export of March timed out (exported by month)")
+
+	// Resolved, the known error no longer holds anything back.
+	require.Equal(t, "resolved", s.must(200, "PATCH", "/api/v1/known-errors/"+ke, map[string]any{"status": "resolved"}).str("status"))
+	s.waitStatus(s.deploy(s.admin, map[string]any{"release": c.releases["2.0.0"], "environment": strict}), time.Minute, models.StatusCompleted)
+}

@@ -125,6 +125,12 @@ func TestEveryRouteForEveryRole(t *testing.T) {
 		tc{"POST /api/v1/deployments/:id/incidents", "/api/v1/deployments/" + beta.deployment + "/incidents", map[string]any{"severity": "nope"}, managers, 422},
 		tc{"POST /api/v1/deployments/:id/incidents/:incident/resolve", "/api/v1/deployments/" + alpha.deployment + "/incidents/inc_missing/resolve", nil, ownTeam, 404},
 		tc{"POST /api/v1/deployments/:id/incidents/:incident/resolve", "/api/v1/deployments/" + beta.deployment + "/incidents/inc_missing/resolve", nil, managers, 404},
+		tc{"PATCH /api/v1/deployments/:id/incidents/:incident", "/api/v1/deployments/" + alpha.deployment + "/incidents/inc_missing", map[string]any{"resolution": "x"}, ownTeam, 404},
+		tc{"PATCH /api/v1/deployments/:id/incidents/:incident", "/api/v1/deployments/" + beta.deployment + "/incidents/inc_missing", map[string]any{"resolution": "x"}, managers, 404},
+		tc{"GET /api/v1/known-errors", "/api/v1/known-errors", nil, readers, 200},
+		tc{"GET /api/v1/known-errors/:id", "/api/v1/known-errors/ke_missing", nil, readers, 404},
+		tc{"POST /api/v1/known-errors", "/api/v1/known-errors", map[string]any{"application": alpha.app, "title": ""}, managers, 422},
+		tc{"PATCH /api/v1/known-errors/:id", "/api/v1/known-errors/ke_missing", map[string]any{"title": "x"}, managers, 404},
 
 		tc{"GET /api/v1/audit", "/api/v1/audit", nil, audit, 200},
 		tc{"GET /api/v1/audit/verify", "/api/v1/audit/verify", nil, audit, 200},

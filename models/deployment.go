@@ -206,6 +206,10 @@ type Incident struct {
 	ReportedBy   string     `json:"reported_by"`
 	CreatedAt    time.Time  `json:"created_at"`
 	ResolvedAt   *time.Time `json:"resolved_at,omitempty"`
+	// Resolution says how it was resolved.
+	Resolution string `json:"resolution"`
+	// KnownErrorID links it to the known error it is an instance of.
+	KnownErrorID string `json:"known_error_id"`
 }
 
 // IncidentTitleMax bounds an incident's title; a title Transit writes
@@ -251,6 +255,8 @@ type Plan struct {
 	Untouched []string `json:"untouched,omitempty"`
 	// Emergency marks an emergency change (from the request).
 	Emergency *Emergency `json:"emergency,omitempty"`
+	// KnownErrors are the release's open known errors, acknowledged at submit.
+	KnownErrors []KnownErrorRef `json:"known_errors,omitempty"`
 	// TargetsPerRun bounds the targets one workflow run changes; waves
 	// larger than that run in several child workflows.
 	TargetsPerRun int `json:"targets_per_run,omitempty"`
@@ -349,6 +355,9 @@ type DeploymentInput struct {
 	// Emergency marks an emergency change: its own approvals, and it may
 	// pass a freeze or a closed window.
 	Emergency *Emergency `json:"emergency,omitempty"`
+	// AcknowledgedKnownErrors are the release's open known errors that the
+	// requester acknowledged (ids).
+	AcknowledgedKnownErrors []string `json:"acknowledged_known_errors,omitempty"`
 }
 
 // Emergency is why a deployment is an emergency change.

@@ -44,7 +44,17 @@ type Policy struct {
 	Promotion Promotion `json:"promotion,omitzero"`
 	// Emergency: who approves an emergency change (see EmergencyPolicy).
 	Emergency *EmergencyPolicy `json:"emergency,omitempty"`
+	// KnownErrors says what a release with open known errors needs here:
+	// "acknowledge" (the default: each acknowledged at submit) or
+	// "refuse" (none may be open).
+	KnownErrors string `json:"known_errors,omitempty"`
 }
+
+// Known error rules of a policy.
+const (
+	KnownErrorsAcknowledge = "acknowledge"
+	KnownErrorsRefuse      = "refuse"
+)
 
 // EmergencyPolicy approves emergency changes: ApprovalsRequired (at least
 // 1) from ApproverGroups, or, when it names none, from release managers.
@@ -333,6 +343,9 @@ func (p *Policy) Validate() error {
 	}
 	if p.ApprovalExpiry < 0 {
 		v.Add("approval_expiry", "must be positive")
+	}
+	if p.KnownErrors != "" && p.KnownErrors != KnownErrorsAcknowledge && p.KnownErrors != KnownErrorsRefuse {
+		v.Add("known_errors", "%q must be acknowledge or refuse", p.KnownErrors)
 	}
 	if e := p.Emergency; e != nil && (e.ApprovalsRequired < 0 || e.ApprovalsRequired > 20) {
 		v.Add("emergency.approvals_required", "must be between 1 and 20 (0 means 1: an emergency change is always approved by someone)")

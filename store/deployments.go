@@ -514,47 +514,15 @@ func (s *Store) CreateIncidentOnce(ctx context.Context, actor Actor, in *models.
 	return created, err
 }
 
-// ResolveIncident marks an open incident of the deployment resolved, with
-// the timeline and the audit log saying by whom and why; resolving it again
-// changes nothing.
+// ResolveIncident marks an incident of the deployment resolved, with the
+// comment as its resolution; resolving it again changes nothing.
 func (s *Store) ResolveIncident(ctx context.Context, actor Actor, deploymentID, id, comment string) (*models.Incident, error) {
-	v := &models.ValidationError{}
-	models.CheckText(v, "comment", comment)
-	if len(comment) > 4096 {
-		v.Add("comment", "must be at most 4096 characters")
+	resolved := models.IncidentResolved
+	var resolution *string
+	if comment != "" {
+		resolution = &comment
 	}
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	var out models.Incident
-	err := s.write(ctx, actor, func(tx *gorm.DB, au *auditor) error {
-		err := tx.Where("id = ? AND deployment_id = ?", id, deploymentID).Take(&out).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return fmt.Errorf("deployment %s has no incident %q: %w", deploymentID, id, models.ErrNotFound)
-		}
-		if err != nil || out.Status == models.IncidentResolved {
-			return err
-		}
-		before := out
-		at := now()
-		out.Status, out.ResolvedAt = models.IncidentResolved, &at
-		if err := tx.Model(&models.Incident{}).Where("id = ?", id).
-			Updates(map[string]any{"status": out.Status, "resolved_at": at}).Error; err != nil {
-			return fmt.Errorf("resolve incident %s: %w", id, err)
-		}
-		msg := fmt.Sprintf("%s incident resolved by %s: %s", out.Severity, actor.Subject, out.Title)
-		if comment != "" {
-			msg += " (" + comment + ")"
-		}
-		if err := insertEvent(tx, deploymentID, "incident-resolved/"+id, models.DeploymentEvent{Type: models.EventIncident, Message: msg}); err != nil {
-			return err
-		}
-		return au.record(tx, models.ActionUpdate, "incident", id, before, out)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return s.UpdateIncident(ctx, actor, deploymentID, id, &resolved, resolution, nil)
 }
 
 // ListIncidents returns the incidents linked to a deployment.

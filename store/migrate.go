@@ -341,6 +341,28 @@ var migrations = []migration{
 				WHERE json_extract(policy, '$.auto_approve_standard_changes') IS NOT NULL`,
 		},
 	},
+	{
+		Version: 12,
+		Name:    "known errors; incidents resolved with a resolution, linked to a known error",
+		Both: []string{
+			`CREATE TABLE known_errors (
+				id TEXT PRIMARY KEY,
+				application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE RESTRICT,
+				release_id TEXT NOT NULL DEFAULT '',
+				title TEXT NOT NULL,
+				description TEXT NOT NULL DEFAULT '',
+				workaround TEXT NOT NULL DEFAULT '',
+				severity TEXT NOT NULL,
+				status TEXT NOT NULL,
+				created_by TEXT NOT NULL,
+				created_at {{ts}} NOT NULL,
+				updated_at {{ts}} NOT NULL,
+				resolved_at {{ts}})`,
+			`CREATE INDEX known_errors_by_application ON known_errors (application_id, id)`,
+			`ALTER TABLE incidents ADD COLUMN resolution TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE incidents ADD COLUMN known_error_id TEXT NOT NULL DEFAULT ''`,
+		},
+	},
 }
 
 // auditPendingVersion is the migration that made audit_pending.
