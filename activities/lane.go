@@ -24,6 +24,11 @@ type LaneInput struct {
 // same environment that were submitted earlier.
 func (a *Activities) LaneAhead(ctx context.Context, in LaneInput) ([]string, error) {
 	ahead, err := a.Store.LaneAhead(ctx, &models.Deployment{ID: in.DeploymentID, ApplicationID: in.ApplicationID, EnvironmentID: in.EnvironmentID})
+	if err == nil { // and, with on_conflict: wait, the conflicting ones (activities/conflicts.go)
+		var more []string
+		more, err = a.conflictsAhead(ctx, in)
+		ahead = append(ahead, more...)
+	}
 	if err != nil || a.Temporal == nil {
 		return ahead, err
 	}
@@ -92,11 +97,15 @@ func (a *Activities) WakeLane(ctx context.Context, in LaneInput) ([]string, erro
 	if err != nil {
 		return nil, err
 	}
+	waiting, err := a.waitingOnConflict(ctx, in) // other lanes' deployments that wait for this one (on_conflict: wait)
+	if err != nil {
+		a.log().WarnContext(ctx, "could not find the deployments waiting on a conflict; they look again on their own", "err", err)
+	}
 	out := make([]string, len(ids))
 	for i, id := range ids {
 		out[i] = models.WorkflowIDFor(id)
 	}
-	return out, nil
+	return append(out, waiting...), nil
 }
 
 // GateInput asks whether a deployment may change targets now.

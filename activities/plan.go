@@ -153,6 +153,14 @@ func (a *Activities) Plan(ctx context.Context, in models.DeploymentInput) (PlanR
 	if plan.AheadInQueue == nil {
 		plan.AheadInQueue = []string{}
 	}
+	// Other active deployments on targets that share a value of a conflict
+	// label: warned, refused or waited for (activities/conflicts.go).
+	if err := a.checkConflicts(ctx, in, &plan); err != nil {
+		if len(plan.Conflicts) > 0 { // a refusal: the plan shows what it conflicts with
+			_ = a.Store.SavePlan(ctx, actor(in.DeploymentID), in.DeploymentID, &plan)
+		}
+		return PlanResult{Plan: plan}, err
+	}
 
 	rows := []models.DeploymentTarget{}
 	for w, wave := range plan.Waves {

@@ -94,6 +94,10 @@ var rules = []rule{
 	{Method: "POST", Path: "/api/v1/known-errors", Roles: managers},
 	{Method: "PATCH", Path: "/api/v1/known-errors/:id", Roles: managers},
 
+	{Method: "GET", Path: "/api/v1/schedule", Roles: readers},
+
+	{Method: "GET", Path: "/api/v1/kpis", Roles: auditReaders},
+
 	{Method: "GET", Path: "/api/v1/audit", Roles: auditReaders},
 	{Method: "GET", Path: "/api/v1/audit/verify", Roles: auditReaders},
 	{Method: "GET", Path: "/api/v1/audit/head", Roles: auditReaders},

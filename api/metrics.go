@@ -35,7 +35,7 @@ func newMetrics(st *store.Store, extra ...prometheus.Collector) *metrics {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method", "route"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, &deploymentsCollector{store: st},
+	m.registry.MustRegister(m.requests, m.latency, &deploymentsCollector{store: st}, &kpiCollector{store: st},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.registry.MustRegister(extra...)
 	return m

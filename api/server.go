@@ -148,6 +148,12 @@ func NewRouter(opt Options) http.Handler {
 	v1.GET("/known-errors/:id", h.getKnownError)
 	v1.PATCH("/known-errors/:id", h.updateKnownError)
 
+	// The forward schedule of change, as JSON or iCalendar (api/schedule.go).
+	v1.GET("/schedule", h.getSchedule)
+
+	// KPIs computed from the records, with how each was counted (api/kpis.go).
+	v1.GET("/kpis", h.kpis)
+
 	v1.GET("/audit", h.listAudit)
 	v1.GET("/audit/verify", h.verifyAudit)
 	v1.GET("/audit/head", h.auditHead)
@@ -307,7 +313,7 @@ func (h *Handler) index(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{
 		"name": "transit", "api": "v1",
 		"resources": []string{"/api/v1/applications", "/api/v1/environments", "/api/v1/targets",
-			"/api/v1/releases", "/api/v1/deployments", "/api/v1/audit", "/api/v1/audit/verify", "/api/v1/audit/head", "/api/v1/openapi.json", "/api/v1/subscriptions", "/api/v1/tokens", "/api/v1/whoami"},
+			"/api/v1/releases", "/api/v1/deployments", "/api/v1/audit", "/api/v1/audit/verify", "/api/v1/audit/head", "/api/v1/openapi.json", "/api/v1/subscriptions", "/api/v1/schedule", "/api/v1/known-errors", "/api/v1/kpis", "/api/v1/tokens", "/api/v1/whoami"},
 	})
 }
 

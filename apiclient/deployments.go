@@ -26,7 +26,8 @@ type CreateDeploymentRequest struct {
 	RetainData bool             `json:"retain_data,omitempty"`
 	Reason     string           `json:"reason,omitempty"`
 	// Emergency makes it an emergency change, with why (and the incident).
-	Emergency *models.Emergency `json:"emergency,omitempty"`
+	Emergency              *models.Emergency `json:"emergency,omitempty"`
+	AcknowledgeKnownErrors []string          `json:"acknowledge_known_errors,omitempty"`
 }
 
 // DeploymentResponse is what POST /deployments returns (api.DeploymentResponse).

@@ -99,6 +99,7 @@ func TestEveryRouteForEveryRole(t *testing.T) {
 		{"DELETE /api/v1/releases/:id", "/api/v1/releases/rel_missing", nil, managers, 404},
 
 		{"GET /api/v1/deployments", "/api/v1/deployments", nil, readers, 200},
+		{"GET /api/v1/schedule", "/api/v1/schedule?format=ics", nil, readers, 200},
 		{"GET /api/v1/deployments/:id", "/api/v1/deployments/" + beta.deployment, nil, readers, 200},
 		{"GET /api/v1/deployments/:id/events", "/api/v1/deployments/" + beta.deployment + "/events", nil, readers, 200},
 		{"GET /api/v1/deployments/:id/incidents", "/api/v1/deployments/" + beta.deployment + "/incidents", nil, readers, 200},
@@ -132,6 +133,7 @@ func TestEveryRouteForEveryRole(t *testing.T) {
 		tc{"POST /api/v1/known-errors", "/api/v1/known-errors", map[string]any{"application": alpha.app, "title": ""}, managers, 422},
 		tc{"PATCH /api/v1/known-errors/:id", "/api/v1/known-errors/ke_missing", map[string]any{"title": "x"}, managers, 404},
 
+		tc{"GET /api/v1/kpis", "/api/v1/kpis?application=" + beta.app, nil, audit, 200},
 		tc{"GET /api/v1/audit", "/api/v1/audit", nil, audit, 200},
 		tc{"GET /api/v1/audit/verify", "/api/v1/audit/verify", nil, audit, 200},
 		tc{"GET /api/v1/audit/head", "/api/v1/audit/head", nil, audit, 200},

@@ -253,6 +253,9 @@ type Plan struct {
 	// Untouched are the environment's targets that a decommission leaves
 	// alone, because the release does not run on them.
 	Untouched []string `json:"untouched,omitempty"`
+	// Conflicts are the other active deployments whose targets share a
+	// value of a conflict label with this one's (see Policy.ConflictLabel).
+	Conflicts []string `json:"conflicts,omitempty"`
 	// Emergency marks an emergency change (from the request).
 	Emergency *Emergency `json:"emergency,omitempty"`
 	// KnownErrors are the release's open known errors, acknowledged at submit.

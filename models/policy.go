@@ -42,6 +42,13 @@ type Policy struct {
 	ExitCriteria ExitCriteria `json:"exit_criteria"`
 	// Promotion: what a release must have done before it may come here.
 	Promotion Promotion `json:"promotion,omitzero"`
+	// ConflictLabel names a target label ("host", "cluster"): two
+	// deployments whose targets share a value of it conflict, even across
+	// applications (the schedule and the plan step find them).
+	ConflictLabel string `json:"conflict_label,omitempty"`
+	// OnConflict is what planning does on a conflict: "warn" (the default
+	// when ConflictLabel is set), "refuse" or "wait".
+	OnConflict string `json:"on_conflict,omitempty"`
 	// Emergency: who approves an emergency change (see EmergencyPolicy).
 	Emergency *EmergencyPolicy `json:"emergency,omitempty"`
 	// KnownErrors says what a release with open known errors needs here:
@@ -283,6 +290,9 @@ func (p *Policy) Normalize() {
 	if p.Freezes == nil {
 		p.Freezes = []Freeze{}
 	}
+	if p.ConflictLabel != "" && p.OnConflict == "" {
+		p.OnConflict = OnConflictWarn
+	}
 	if p.Strategy.Kind == "" {
 		p.Strategy.Kind = StrategyAllAtOnce
 	}
@@ -368,6 +378,15 @@ func (p *Policy) Validate() error {
 	}
 	if p.Promotion.MinSoak > 0 && !p.Promotion.Required() {
 		v.Add("promotion.min_soak", "needs previous: true or requires: the environments to soak in")
+	}
+	if p.ConflictLabel != "" && !nameRe.MatchString(p.ConflictLabel) {
+		v.Add("conflict_label", "%q must be a label key: lower case letters, digits, '.', '_' or '-' (e.g. host, cluster)", p.ConflictLabel)
+	}
+	switch {
+	case p.OnConflict != "" && !slices.Contains(OnConflictRules, p.OnConflict):
+		v.Add("on_conflict", "%q must be one of %s", p.OnConflict, strings.Join(OnConflictRules, ", "))
+	case p.OnConflict != "" && p.ConflictLabel == "":
+		v.Add("on_conflict", "needs conflict_label: the target label whose shared values make a conflict (e.g. host)")
 	}
 	for i, w := range p.ChangeWindows {
 		f := fmt.Sprintf("change_windows[%d]", i)

@@ -122,6 +122,7 @@ func (a *cli) deployCommand() *cobra.Command {
 	var (
 		app, version, release, env, scenario, strategy, notBefore, reason, key, emergency, incident string
 		retain, watch                                                                               bool
+		acknowledge                                                                                 []string
 	)
 	cmd := &cobra.Command{
 		Use:   "deploy --app NAME --version V --env ENV",
@@ -147,6 +148,7 @@ timeline going to standard error).`,
 	fs.StringVar(&reason, "reason", "", "why this change")
 	fs.StringVar(&emergency, "emergency", "", "make it an emergency change, saying why (its own approvals; it may pass a freeze)")
 	fs.StringVar(&incident, "incident", "", "the incident an emergency change answers, e.g. INC-123")
+	fs.StringSliceVar(&acknowledge, "acknowledge", nil, "open known errors of the release (ids) that you read and accept")
 	fs.StringVar(&key, "idempotency-key", "", "repeat-safe key: the same key returns the same deployment")
 	fs.BoolVar(&watch, "watch", false, "follow the deployment until it ends")
 	_ = cmd.RegisterFlagCompletionFunc("scenario", cobra.FixedCompletions(
@@ -154,7 +156,7 @@ timeline going to standard error).`,
 	cf := addClientFlags(cmd, false)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		req := apiclient.CreateDeploymentRequest{Release: release, Application: app, Version: version, Environment: env,
-			Scenario: scenario, RetainData: retain, Reason: reason}
+			Scenario: scenario, RetainData: retain, Reason: reason, AcknowledgeKnownErrors: acknowledge}
 		switch {
 		case emergency != "":
 			req.Emergency = &models.Emergency{Reason: emergency, Incident: incident}

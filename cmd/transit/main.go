@@ -170,6 +170,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		a.statusCommand(), a.watchCommand(),
 		a.controlCommand("pause"), a.controlCommand("resume"), a.controlCommand("abort"), a.controlCommand("rollback"),
 		a.deploymentsCommand(), a.applicationsCommand(), a.environmentsCommand(), a.auditCommand(),
+		a.kpisCommand(),
 	} {
 		c.GroupID = "client"
 		root.AddCommand(c)
