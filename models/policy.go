@@ -90,6 +90,10 @@ type StandardChange struct {
 	MaxRisk int `json:"max_risk"`
 	// Scenarios it covers (default: upgrade only).
 	Scenarios []string `json:"scenarios,omitempty"`
+	// RequiresKnownErrorsAcknowledged lets a release that carries open
+	// known errors be a standard change when every one was acknowledged at
+	// submit; without it, any open known error makes it a normal change.
+	RequiresKnownErrorsAcknowledged bool `json:"requires_known_errors_acknowledged,omitempty"`
 }
 
 // Matches says whether the plan is a standard change, and why (or why not).
@@ -106,6 +110,10 @@ func (sc *StandardChange) Matches(p Plan) (bool, string) {
 		return false, fmt.Sprintf("a %s is not a standard change here (scenarios %s)", p.Scenario, strings.Join(scenarios, ", "))
 	case p.Risk.Score > sc.MaxRisk:
 		return false, fmt.Sprintf("risk %d is above the standard change's max_risk %d", p.Risk.Score, sc.MaxRisk)
+	case len(p.KnownErrors) > 0 && !sc.RequiresKnownErrorsAcknowledged:
+		return false, "the release carries open known errors"
+	case slices.ContainsFunc(p.KnownErrors, func(k KnownErrorRef) bool { return !k.Acknowledged }):
+		return false, "an open known error of the release was not acknowledged"
 	}
 	return true, fmt.Sprintf("standard change: %s with risk %s (%d) ≤ max_risk %d; %s", p.Scenario, p.Risk.Level, p.Risk.Score,
 		sc.MaxRisk, strings.Join(p.Risk.Reasons, "; "))

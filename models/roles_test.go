@@ -93,3 +93,25 @@ func TestPromotionGap(t *testing.T) {
 	require.Contains(t, models.Promotion{Requires: []string{"dev"}}.Gap(prod, removed, now)[0], "decommission completed, not completed")
 	require.Empty(t, models.Promotion{}.Gap(prod, steps, now), "no promotion asks nothing")
 }
+
+func TestStandardChangeAndKnownErrors(t *testing.T) {
+	plan := models.Plan{Scenario: models.ScenarioUpgrade, Risk: models.Risk{Score: 10, Level: "low"}}
+	sc := &models.StandardChange{MaxRisk: 30}
+	ok, _ := sc.Matches(plan)
+	require.True(t, ok)
+	plan.KnownErrors = []models.KnownErrorRef{{ID: "ke_1", Acknowledged: true}}
+	ok, why := sc.Matches(plan)
+	require.False(t, ok, "by default, a known error makes it a normal change")
+	require.Equal(t, "the release carries open known errors", why)
+	sc.RequiresKnownErrorsAcknowledged = true
+	ok, _ = sc.Matches(plan)
+	require.True(t, ok, "acknowledged, it may be standard when the rule says so")
+	plan.KnownErrors = append(plan.KnownErrors, models.KnownErrorRef{ID: "ke_2"})
+	ok, why = sc.Matches(plan)
+	require.False(t, ok)
+	require.Contains(t, why, "not acknowledged")
+	plan.Scenario = models.ScenarioDowngrade
+	ok, why = sc.Matches(plan)
+	require.False(t, ok)
+	require.Contains(t, why, "a downgrade is not a standard change here")
+}
