@@ -105,6 +105,7 @@ func NewRouter(opt Options) http.Handler {
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
 	r.GET("/metrics", h.metrics.handler())
+	r.GET("/metrics/kpis", h.metrics.kpiHandler())
 	h.consoleRoutes(r)
 	r.GET("/api/v1/openapi.json", h.openAPI) // public: outside the authenticated group
 
@@ -207,7 +208,7 @@ func (h *Handler) accessLog(c *gin.Context) {
 	h.metrics.observe(c, time.Since(start))
 	level := slog.LevelInfo
 	switch {
-	case c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/readyz" || c.Request.URL.Path == "/metrics":
+	case c.Request.URL.Path == "/healthz" || c.Request.URL.Path == "/readyz" || c.Request.URL.Path == "/metrics" || c.Request.URL.Path == "/metrics/kpis":
 		level = slog.LevelDebug // probes every few seconds; /readyz says what is down
 	case c.Writer.Status() >= 500:
 		level = slog.LevelError
