@@ -55,6 +55,10 @@ func (a *Activities) Plan(ctx context.Context, in models.DeploymentInput) (PlanR
 		return PlanResult{}, err
 	}
 
+	knownErrs, err := a.knownErrors(ctx, rel, in.AcknowledgedKnownErrors)
+	if err != nil {
+		return PlanResult{}, err
+	}
 	policy := env.Policy.V
 	policy.Normalize()
 	strategy := policy.Strategy
@@ -65,7 +69,7 @@ func (a *Activities) Plan(ctx context.Context, in models.DeploymentInput) (PlanR
 		Application:     app.Name,
 		OwnerTeam:       app.OwnerTeam,
 		Emergency:       in.Emergency,
-		KnownErrors:     a.knownErrors(ctx, rel, in.AcknowledgedKnownErrors),
+		KnownErrors:     knownErrs,
 		Environment:     env.Name,
 		ReleaseVersion:  rel.Version,
 		Scenario:        in.Scenario,
@@ -471,18 +475,17 @@ func semverMajor(v string) (int, bool) {
 }
 
 // knownErrors are the release's open known errors as the plan shows them,
-// each marked acknowledged or not. Best effort: the API checked them at
-// submit; a read that fails here leaves them out of the plan.
-func (a *Activities) knownErrors(ctx context.Context, rel *models.Release, ack []string) []models.KnownErrorRef {
+// each marked acknowledged or not. A read that fails fails the plan (it is
+// tried again): a standard change must not pass for want of them.
+func (a *Activities) knownErrors(ctx context.Context, rel *models.Release, ack []string) ([]models.KnownErrorRef, error) {
 	open, err := a.Store.OpenKnownErrors(ctx, rel)
 	if err != nil {
-		a.log().WarnContext(ctx, "read known errors for the plan", "release", rel.ID, "err", err)
-		return nil
+		return nil, err
 	}
 	var out []models.KnownErrorRef
 	for _, k := range open {
 		out = append(out, models.KnownErrorRef{ID: k.ID, Title: k.Title, Severity: k.Severity,
 			Workaround: models.Cut(k.Workaround, 500), Acknowledged: slices.Contains(ack, k.ID)})
 	}
-	return out
+	return out, nil
 }

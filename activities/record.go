@@ -107,12 +107,33 @@ type PrincipalResult struct {
 	Groups []string `json:"groups"`
 	Roles  []string `json:"roles,omitempty"`
 	Teams  []string `json:"teams,omitempty"`
-	Known  bool     `json:"known"`
+	// Grants are each live token's roles with its teams: a right needs one
+	// token that holds the role for the team (not a role of one token and
+	// a team of another).
+	Grants []Grant `json:"grants,omitempty"`
+	Known  bool    `json:"known"`
+}
+
+// Grant is one token's roles and teams.
+type Grant struct {
+	Roles []string `json:"roles"`
+	Teams []string `json:"teams"`
 }
 
 // LookupPrincipal returns the groups of a subject, for votes that carry no
 // proof from the API (Signals, and Updates from the temporal CLI).
 func (a *Activities) LookupPrincipal(ctx context.Context, subject string) (PrincipalResult, error) {
 	p, known, err := a.Store.PrincipalOf(ctx, subject)
-	return PrincipalResult{Groups: p.Groups, Roles: p.Roles, Teams: p.Teams, Known: known}, err
+	res := PrincipalResult{Groups: p.Groups, Roles: p.Roles, Teams: p.Teams, Known: known}
+	if err == nil {
+		tokens, terr := a.Store.LiveTokensOf(ctx, subject)
+		if terr != nil {
+			return PrincipalResult{}, terr
+		}
+		for _, t := range tokens {
+			tp := t.Principal()
+			res.Grants = append(res.Grants, Grant{Roles: tp.Roles, Teams: tp.Teams})
+		}
+	}
+	return res, err
 }

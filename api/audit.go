@@ -72,7 +72,8 @@ func queryTime(c *gin.Context, name string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, badRequest(name + " " + strconv.Quote(s) + " must be an RFC 3339 time, e.g. 2026-01-31T09:00:00Z")
 	}
-	return t, nil
+	// UTC, as the records are: SQLite compares times as text.
+	return t.UTC(), nil
 }
 
 // AuditHeadResponse is a signed head and the key that checks it.

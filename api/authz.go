@@ -245,6 +245,18 @@ func (h *Handler) mayUse(c *gin.Context, p models.Principal, route, applicationI
 	return nil
 }
 
+// apiRule applies the rule of an /api/v1 route to a route outside it.
+func (h *Handler) apiRule(route string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p, _ := principal(c)
+		if err := h.mayUse(c, p, route, ""); err != nil {
+			h.fail(c, err)
+			return
+		}
+		c.Next()
+	}
+}
+
 // RulesTable renders the rule of every route as a Markdown table, as the
 // README prints it.
 func RulesTable() string {

@@ -78,12 +78,13 @@ func (h *Handler) consoleRoutes(r *gin.Engine) {
 	s := r.Group("", h.consoleSession)
 	s.POST("/logout", h.logout)
 	s.GET("/approvals", h.approvalsPage)
-	s.GET("/deployments", h.deploymentsPage)
-	s.GET("/deployments/:id", h.deploymentPage)
-	s.GET("/deployments/:id/live", h.deploymentLive)
+	// A page shows what the API route it mirrors would: the same rule.
+	s.GET("/deployments", h.consoleRule("GET /api/v1/deployments"), h.deploymentsPage)
+	s.GET("/deployments/:id", h.consoleRule("GET /api/v1/deployments/:id"), h.deploymentPage)
+	s.GET("/deployments/:id/live", h.consoleRule("GET /api/v1/deployments/:id"), h.deploymentLive)
 	s.POST("/deployments/:id/vote", h.consoleVote)
 	s.POST("/deployments/:id/control", h.consoleControl)
-	s.GET("/targets", h.targetsPage)
+	s.GET("/targets", h.consoleRule("GET /api/v1/targets"), h.targetsPage)
 }
 
 // render writes a page, or a plain error when the template fails.
@@ -105,6 +106,13 @@ func (h *Handler) loginPage(c *gin.Context) {
 // login takes a pasted token (a Transit API token, or an OIDC JWT when
 // OIDC is configured) and keeps it in the session cookie.
 func (h *Handler) login(c *gin.Context) {
+	// A sign-in form posted from another site would sign this browser in
+	// as someone else (login CSRF).
+	if site := c.GetHeader("Sec-Fetch-Site"); (site != "" && site != "same-origin" && site != "none") ||
+		(c.GetHeader("Origin") != "" && c.GetHeader("Origin") != origin(c)) {
+		h.render(c, http.StatusForbidden, "login.html", page{Title: "Sign in", Error: "this sign-in form was not sent from this console", Data: h.oidc.CanLogin()})
+		return
+	}
 	secret := strings.TrimSpace(c.PostForm("token"))
 	p, err := h.principalFor(c, secret)
 	if secret == "" || err != nil {
@@ -157,6 +165,21 @@ func (h *Handler) consoleSession(c *gin.Context) {
 	c.Next()
 }
 
+// consoleRule refuses a page to whoever the API route it mirrors refuses.
+func (h *Handler) consoleRule(route string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p, _ := principal(c)
+		if err := h.mayUse(c, p, route, ""); err != nil {
+			pg := h.base(c, "Not for you")
+			pg.Error = refusalText(err)
+			h.render(c, http.StatusForbidden, "error.html", pg)
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
+}
+
 // csrfToken binds forms to the session: an HMAC of the session cookie.
 func (h *Handler) csrfToken(session string) string {
 	m := hmac.New(sha256.New, h.csrfKey)
@@ -188,6 +211,9 @@ type pendingApproval struct {
 	Plan      models.Plan
 	Approvals []models.Approval
 	Targets   int
+	// Required and Approvers are the quorum (an emergency change's own).
+	Required  int
+	Approvers []string
 }
 
 // approvalsPage lists the deployments awaiting a vote that the signed-in
@@ -219,7 +245,7 @@ func (h *Handler) awaiting(c *gin.Context, p models.Principal) ([]pendingApprova
 				continue
 			}
 			pol := d.Plan.V.Policy
-			if len(pol.ApproverGroups) > 0 && !slices.ContainsFunc(pol.ApproverGroups, p.InGroup) {
+			if _, approvers := d.Plan.V.Quorum(); !p.MayApprove(approvers) {
 				continue
 			}
 			if d.RequestedBy == p.Subject && !pol.SelfApprovalAllowed {
@@ -236,7 +262,8 @@ func (h *Handler) awaiting(c *gin.Context, p models.Principal) ([]pendingApprova
 			for _, w := range d.Plan.V.Waves {
 				n += len(w)
 			}
-			out = append(out, pendingApproval{D: d, Plan: *d.Plan.V, Approvals: votes, Targets: n})
+			required, approvers := d.Plan.V.Quorum()
+			out = append(out, pendingApproval{D: d, Plan: *d.Plan.V, Approvals: votes, Targets: n, Required: required, Approvers: approvers})
 		}
 		if pageOf.NextCursor == "" {
 			return out, nil
@@ -343,6 +370,9 @@ func (h *Handler) consoleVote(c *gin.Context) {
 	p, _ := principal(c)
 	id, decision := c.Param("id"), c.PostForm("decision")
 	back := "/deployments/" + url.PathEscape(id)
+	if h.mayUse(c, p, "GET /api/v1/deployments/:id", "") != nil {
+		back = "/approvals" // a voter who may not read deployments
+	}
 	if decision != models.DecisionApprove && decision != models.DecisionReject {
 		c.Redirect(http.StatusSeeOther, back+"?error="+url.QueryEscape("choose approve or reject"))
 		return
@@ -501,7 +531,16 @@ type pendingLogin struct {
 	Exp                    int64
 }
 
-// origin is where this request reached the server, for the redirect URL.
+// callbackURL is where the IdP sends people back: under TRANSIT_PUBLIC_URL
+// when it was set, else where this request reached the server.
+func (h *Handler) callbackURL(c *gin.Context) string {
+	if h.publicURLSet {
+		return h.publicURL + "/login/oidc/callback"
+	}
+	return origin(c) + "/login/oidc/callback"
+}
+
+// origin is where this request reached the server.
 func origin(c *gin.Context) string {
 	scheme := "http"
 	if secureRequest(c) {
@@ -519,7 +558,7 @@ func randomToken() string {
 // loginOIDC sends the person to the IdP, with a state, a nonce and a PKCE
 // verifier kept in a short-lived signed cookie.
 func (h *Handler) loginOIDC(c *gin.Context) {
-	cfg, err := h.oidc.LoginConfig(c, origin(c)+"/login/oidc/callback")
+	cfg, err := h.oidc.LoginConfig(c, h.callbackURL(c))
 	if err != nil {
 		h.render(c, http.StatusServiceUnavailable, "login.html", page{Title: "Sign in", Error: "sign-in at the identity provider is not available: " + trimSentinel(err.Error())})
 		return
@@ -552,7 +591,7 @@ func (h *Handler) loginOIDCCallback(c *gin.Context) {
 		fail(http.StatusUnauthorized, "the identity provider refused the sign-in: "+e+" "+c.Query("error_description"))
 		return
 	}
-	cfg, err := h.oidc.LoginConfig(c, origin(c)+"/login/oidc/callback")
+	cfg, err := h.oidc.LoginConfig(c, h.callbackURL(c))
 	if err != nil {
 		fail(http.StatusServiceUnavailable, "sign-in at the identity provider is not available: "+trimSentinel(err.Error()))
 		return

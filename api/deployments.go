@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -468,10 +467,7 @@ func (h *Handler) vote(c *gin.Context, p models.Principal, id, decision, comment
 	var res models.VoteResult
 	// The voter's roles go with its groups (as role:…), signed, for a
 	// policy that asks for a role (an emergency change's release managers).
-	groups := slices.Clone(p.Groups)
-	for _, r := range p.Roles {
-		groups = append(groups, models.RolePrefix+r)
-	}
+	groups := p.ApproverGroups()
 	err := h.update(c, id, decision, func(depID string) any {
 		v := models.VoteInput{Approver: p.Subject, Groups: groups, Comment: comment}
 		v.Proof = h.sign(depID, decision, p.Subject, groups, comment)

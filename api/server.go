@@ -41,10 +41,12 @@ type Handler struct {
 	namespace string
 	uiURL     string
 	publicURL string
-	metrics   *metrics
-	voteKey   []byte
-	auditKey  *models.AuditKey
-	oidc      *identity.Verifier
+	// publicURLSet: PublicURL was given (not the default).
+	publicURLSet bool
+	metrics      *metrics
+	voteKey      []byte
+	auditKey     *models.AuditKey
+	oidc         *identity.Verifier
 	// csrfKey binds the console's forms to their session.
 	csrfKey []byte
 }
@@ -84,6 +86,7 @@ func NewRouter(opt Options) http.Handler {
 	if h.taskQueue == "" {
 		h.taskQueue = models.DefaultTaskQueue
 	}
+	h.publicURLSet = h.publicURL != ""
 	if h.publicURL == "" {
 		h.publicURL = "http://localhost:8080"
 	}
@@ -105,7 +108,8 @@ func NewRouter(opt Options) http.Handler {
 	r.GET("/healthz", h.healthz)
 	r.GET("/readyz", h.readyz)
 	r.GET("/metrics", h.metrics.handler())
-	r.GET("/metrics/kpis", h.metrics.kpiHandler())
+	// The KPIs say more than operations needs to: a token that may read them.
+	r.GET("/metrics/kpis", h.authenticate, h.apiRule("GET /api/v1/kpis"), h.metrics.kpiHandler())
 	h.consoleRoutes(r)
 	r.GET("/api/v1/openapi.json", h.openAPI) // public: outside the authenticated group
 

@@ -143,4 +143,22 @@ func TestConsoleApprovalInARealBrowser(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode, "not signed in: sent to sign in")
 	require.Equal(t, "/login", resp.Header.Get("Location"))
+
+	// A page shows what its API route would: an auditor reads no deployments here either.
+	auditor := s.issue(models.APIToken{Subject: "aud", Roles: models.NewJSON([]string{models.RoleAuditor})})
+	jar.SetCookies(base, []*http.Cookie{{Name: "transit_session", Value: auditor}})
+	for _, page := range []string{"/deployments", "/deployments/" + id, "/targets"} {
+		resp, err = hc.Get(s.baseURL + page)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, 403, resp.StatusCode, page)
+	}
+	// A sign-in form posted from another site is refused (login CSRF).
+	req, _ := http.NewRequest("POST", s.baseURL+"/login", strings.NewReader("token="+url.QueryEscape(rita)))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 403, resp.StatusCode)
 }

@@ -193,7 +193,8 @@ func TestKPIsOverHTTP(t *testing.T) {
 	// The gauges: counted in the background (the first scrape starts the
 	// count), for the last 30 days, by application and environment.
 	require.EventuallyWithT(t, func(col *assertCollect) {
-		m := s.call("GET", "/metrics/kpis", "", nil).Raw
+		require.Equal(t, 401, s.call("GET", "/metrics/kpis", "", nil).Status, "the KPIs need a token")
+		m := s.call("GET", "/metrics/kpis", s.admin, nil).Raw
 		labels := `{application="kpi-history",environment="prod"}`
 		for metric, want := range map[string]float64{
 			"transit_kpi_change_failure_ratio":          1.0 / 3,

@@ -24,6 +24,9 @@ type AuditHead struct {
 	Seq  int64     `json:"seq"`
 	Hash string    `json:"hash"`
 	At   time.Time `json:"at"`
+	// SignedAt is when Transit signed it: a head of an old row signed
+	// after a rewrite says so.
+	SignedAt time.Time `json:"signed_at"`
 	// KeyID names the signing key: the first 16 hex digits of the SHA-256
 	// of its public key.
 	KeyID string `json:"key_id"`
@@ -33,7 +36,8 @@ type AuditHead struct {
 
 // message is what the signature covers.
 func (h AuditHead) message() []byte {
-	return []byte("transit-audit-head/v1\n" + strconv.FormatInt(h.Seq, 10) + "\n" + h.Hash + "\n" + h.At.UTC().Format(time.RFC3339Nano))
+	return []byte("transit-audit-head/v2\n" + strconv.FormatInt(h.Seq, 10) + "\n" + h.Hash + "\n" + h.At.UTC().Format(time.RFC3339Nano) +
+		"\n" + h.SignedAt.UTC().Format(time.RFC3339Nano))
 }
 
 // Verify checks the head's signature with pub.
@@ -63,6 +67,7 @@ type AuditKey struct{ priv ed25519.PrivateKey }
 // Sign fills in the head's key id and signature.
 func (k *AuditKey) Sign(h AuditHead) AuditHead {
 	h.At = h.At.UTC()
+	h.SignedAt = time.Now().UTC().Truncate(time.Microsecond)
 	h.KeyID = KeyID(k.Public())
 	h.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(k.priv, h.message()))
 	return h

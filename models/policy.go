@@ -70,6 +70,16 @@ type EmergencyPolicy struct {
 	ApproverGroups    []string `json:"approver_groups,omitempty"`
 }
 
+// Quorum is how many approvals the plan's deployment needs and from whom
+// (groups, a role as RolePrefix+role; none: anyone signed in): the
+// policy's, or for an emergency change its emergency policy's.
+func (p Plan) Quorum() (int, []string) {
+	if p.Emergency != nil {
+		return p.Policy.EmergencyQuorum()
+	}
+	return p.Policy.ApprovalsRequired, p.Policy.ApproverGroups
+}
+
 // EmergencyQuorum is how many approvals an emergency change needs, and
 // from whom (groups; a role as RolePrefix+role).
 func (p Policy) EmergencyQuorum() (int, []string) {

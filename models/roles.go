@@ -56,3 +56,28 @@ func CheckRoles(v *ValidationError, field string, roles []string) {
 		}
 	}
 }
+
+// ApproverGroups are the groups a vote of p carries: its groups, and its
+// roles as RolePrefix+role (an admin's: every role), so that a policy may
+// ask for a role.
+func (p Principal) ApproverGroups() []string {
+	roles := p.Roles
+	if p.HasRole(RoleAdmin) {
+		roles = Roles
+	}
+	out := slices.Clone(p.Groups)
+	for _, r := range roles {
+		out = append(out, RolePrefix+r)
+	}
+	return out
+}
+
+// MayApprove reports whether p is among approvers (groups, or roles as
+// RolePrefix+role); no approvers means anyone signed in.
+func (p Principal) MayApprove(approvers []string) bool {
+	if len(approvers) == 0 {
+		return true
+	}
+	mine := p.ApproverGroups()
+	return slices.ContainsFunc(approvers, func(g string) bool { return slices.Contains(mine, g) })
+}

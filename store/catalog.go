@@ -51,16 +51,19 @@ type ref struct {
 var (
 	kindApplication = kind{name: "application", table: "applications",
 		filters: []string{"name", "owner_team"},
-		refs:    []ref{{"environments", "application_id", "environment"}, {"releases", "application_id", "release"}, {"deployments", "application_id", "deployment"}}}
+		refs: []ref{{"environments", "application_id", "environment"}, {"releases", "application_id", "release"},
+			{"deployments", "application_id", "deployment"}, {"known_errors", "application_id", "known error"},
+			{"notification_subscriptions", "application_id", "subscription"}}}
 	kindEnvironment = kind{name: "environment", table: "environments",
 		filters: []string{"application_id", "name"},
-		refs:    []ref{{"targets", "environment_id", "target"}, {"deployments", "environment_id", "deployment"}}}
+		refs: []ref{{"targets", "environment_id", "target"}, {"deployments", "environment_id", "deployment"},
+			{"notification_subscriptions", "environment_id", "subscription"}}}
 	kindTarget = kind{name: "target", table: "targets",
 		filters: []string{"environment_id", "name", "driver"},
 		refs:    []ref{{"deployment_targets", "target_id", "deployment"}}}
 	kindRelease = kind{name: "release", table: "releases",
 		filters: []string{"application_id", "version"},
-		refs:    []ref{{"deployments", "release_id", "deployment"}}}
+		refs:    []ref{{"deployments", "release_id", "deployment"}, {"known_errors", "release_id", "known error"}}}
 )
 
 func get[T any](ctx context.Context, db *gorm.DB, k kind, id string) (*T, error) {

@@ -540,6 +540,21 @@ func (s *Store) PrincipalGroups(ctx context.Context, subject string) ([]string, 
 	return p.Groups, known, err
 }
 
+// LiveTokensOf returns a subject's tokens that are neither revoked nor expired.
+func (s *Store) LiveTokensOf(ctx context.Context, subject string) ([]models.APIToken, error) {
+	var toks []models.APIToken
+	if err := s.db.WithContext(ctx).Where("subject = ? AND revoked_at IS NULL", subject).Order("id").Find(&toks).Error; err != nil {
+		return nil, fmt.Errorf("look up the tokens of %s: %w", subject, err)
+	}
+	live := toks[:0]
+	for _, t := range toks {
+		if t.ExpiresAt == nil || time.Now().Before(*t.ExpiresAt) {
+			live = append(live, t)
+		}
+	}
+	return live, nil
+}
+
 // PrincipalOf returns who a subject is by its live tokens: the union of
 // their groups, roles and teams. known is false when it has none.
 func (s *Store) PrincipalOf(ctx context.Context, subject string) (models.Principal, bool, error) {

@@ -361,6 +361,8 @@ var migrations = []migration{
 			`CREATE INDEX known_errors_by_application ON known_errors (application_id, id)`,
 			`ALTER TABLE incidents ADD COLUMN resolution TEXT NOT NULL DEFAULT ''`,
 			`ALTER TABLE incidents ADD COLUMN known_error_id TEXT NOT NULL DEFAULT ''`,
+			// The outbox's rows go with their deployment (ON DELETE CASCADE).
+			`CREATE INDEX notification_deliveries_by_deployment ON notification_deliveries (deployment_id)`,
 		},
 	},
 }

@@ -22,15 +22,6 @@ var (
 		filters: []string{"subscription_id", "deployment_id", "event", "status"}}
 )
 
-// A subscription's filters refer to an application and an environment:
-// deleting either is refused while one does (409, naming it), the same on
-// both databases. (Declared here, with the table; they belong with the
-// other refs of these kinds in catalog.go.)
-func init() {
-	kindApplication.refs = append(kindApplication.refs, ref{kindSubscription.table, "application_id", "subscription"})
-	kindEnvironment.refs = append(kindEnvironment.refs, ref{kindSubscription.table, "environment_id", "subscription"})
-}
-
 // --- subscriptions
 
 // CreateSubscription validates and stores a new subscription; its filters
@@ -245,16 +236,22 @@ func enqueueErr(tx *gorm.DB, e outboxEntry) error {
 	if len(subs) == 0 {
 		return nil
 	}
-	var policy *models.Policy
+	var quorum *models.Plan
 	if e.event == models.NotifyAwaitingApproval {
 		var plan models.JSONValue[*models.Plan]
 		if err := tx.Table("deployments").Select("plan").Where("id = ?", e.deploymentID).Row().Scan(&plan); err != nil {
 			return fmt.Errorf("load the plan of %s: %w", e.deploymentID, err)
 		}
-		if plan.V == nil || plan.V.Policy.ApprovalsRequired == 0 {
+		if plan.V == nil {
+			return nil
+		}
+		if n, _ := plan.V.Quorum(); n == 0 {
 			return nil // the policy approves it at once: no one is asked
 		}
-		policy = &plan.V.Policy
+		if ok, _ := plan.V.Policy.StandardChange.Matches(*plan.V); ok && plan.V.Emergency == nil {
+			return nil // a standard change: the policy approves it, no one is asked
+		}
+		quorum = plan.V
 	}
 	at := e.at
 	if at.IsZero() {
@@ -264,9 +261,10 @@ func enqueueErr(tx *gorm.DB, e outboxEntry) error {
 	for _, sub := range subs {
 		n := d.notification(sub.PublicURL)
 		n.ID, n.Event, n.At, n.Message = models.NewID(models.PrefixDelivery), e.event, at.UTC(), models.CleanText(e.message)
-		if policy != nil {
-			n.Approval = &models.NotificationApproval{Required: policy.ApprovalsRequired,
-				ApproverGroups: append([]string{}, policy.ApproverGroups...), URL: sub.PublicURL + "/approvals"}
+		if quorum != nil {
+			required, groups := quorum.Quorum()
+			n.Approval = &models.NotificationApproval{Required: required,
+				ApproverGroups: append([]string{}, groups...), URL: sub.PublicURL + "/approvals"}
 		}
 		if in := e.incident; in != nil {
 			n.Incident = &models.NotificationIncident{ID: in.ID, Severity: in.Severity, Title: models.CleanText(in.Title),

@@ -180,38 +180,80 @@ func (m *SDKMetrics) Collect(ch chan<- prometheus.Metric) {
 		keys[name] = slices.Sorted(maps.Keys(set))
 	}
 	m.mu.RUnlock()
-	descs := map[string]*prometheus.Desc{}
+	// Series whose label values come out the same (a tag left out, and the
+	// same tag set to "") are one series to Prometheus: they are merged
+	// (counters and timers add up, a gauge keeps one value), and a name
+	// used for two kinds keeps the first, so that a scrape never fails on
+	// a duplicate.
+	type merged struct {
+		kind   kind
+		name   string
+		values []string
+		value  float64
+		counts []uint64
+		sum    float64
+		n      uint64
+	}
+	out := map[string]*merged{}
+	kindOf := map[string]kind{}
+	var order []string
 	for _, s := range all {
-		names := keys[s.name]
-		d := descs[s.name]
-		if d == nil {
-			help := helps[s.name]
-			if help == "" {
-				help = "Temporal SDK metric " + s.name + " (see the SDK's metrics reference)."
-			}
-			d = prometheus.NewDesc(s.name, help, names, nil)
-			descs[s.name] = d
+		if k, ok := kindOf[s.name]; ok && k != s.kind {
+			continue
 		}
+		kindOf[s.name] = s.kind
+		names := keys[s.name]
 		values := make([]string, len(names))
 		for i, n := range names {
 			values[i] = s.tags[n]
 		}
+		id := s.name + "\x00" + strings.Join(values, "\x00")
+		mg := out[id]
+		if mg == nil {
+			mg = &merged{kind: s.kind, name: s.name, values: values, counts: make([]uint64, len(buckets))}
+			out[id] = mg
+			order = append(order, id)
+		}
 		switch s.kind {
 		case counter:
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, math.Float64frombits(s.value.Load()), values...)
+			mg.value += math.Float64frombits(s.value.Load())
 		case gauge:
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, math.Float64frombits(s.value.Load()), values...)
+			mg.value = math.Float64frombits(s.value.Load())
 		case timer:
 			s.mu.Lock()
+			for i := range buckets {
+				mg.counts[i] += s.counts[i]
+			}
+			mg.n += s.n
+			mg.sum += s.sum
+			s.mu.Unlock()
+		}
+	}
+	descs := map[string]*prometheus.Desc{}
+	for _, id := range order {
+		mg := out[id]
+		d := descs[mg.name]
+		if d == nil {
+			help := helps[mg.name]
+			if help == "" {
+				help = "Temporal SDK metric " + mg.name + " (see the SDK's metrics reference)."
+			}
+			d = prometheus.NewDesc(mg.name, help, keys[mg.name], nil)
+			descs[mg.name] = d
+		}
+		switch mg.kind {
+		case counter:
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, mg.value, mg.values...)
+		case gauge:
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, mg.value, mg.values...)
+		case timer:
 			cum := map[float64]uint64{}
 			var running uint64
 			for i, b := range buckets {
-				running += s.counts[i]
+				running += mg.counts[i]
 				cum[b] = running
 			}
-			n, sum := s.n, s.sum
-			s.mu.Unlock()
-			ch <- prometheus.MustNewConstHistogram(d, n, sum, cum, values...)
+			ch <- prometheus.MustNewConstHistogram(d, mg.n, mg.sum, cum, mg.values...)
 		}
 	}
 }

@@ -30,6 +30,9 @@ func TestSDKMetricsAreServed(t *testing.T) {
 	tm.Record(30 * time.Millisecond)
 	tm.Record(2 * time.Second)
 	h.Counter("bad-name.with dots").Inc(1)
+	// The same series twice: a tag left out, and the same tag set to "".
+	h.Counter("temporal_request").Inc(4)
+	h.WithTags(map[string]string{"operation": ""}).Counter("temporal_request").Inc(1)
 
 	var down atomic.Pointer[error]
 	srv := httptest.NewServer(w.Handler(func(context.Context) error {
@@ -42,7 +45,7 @@ func TestSDKMetricsAreServed(t *testing.T) {
 	status, body := get(t, srv.URL+"/metrics")
 	require.Equal(t, 200, status)
 	for _, want := range []string{
-		`temporal_request{namespace="default",operation=""} 2`,
+		`temporal_request{namespace="default",operation=""} 7`, // 2 + 4 + 1, merged
 		`temporal_request{namespace="default",operation="StartWorkflow"} 1`,
 		`temporal_sticky_cache_size{namespace="default"} 5`,
 		`temporal_workflow_endtoend_latency_seconds_bucket{namespace="default",le="0.05"} 1`,

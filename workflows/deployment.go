@@ -180,6 +180,10 @@ func (d *deployment) setup(ctx workflow.Context) error {
 					if err := d.mayControl(ctx, c.By); err != nil {
 						return models.ControlResult{}, err
 					}
+					// The look-up let other handlers run: check again.
+					if err := d.checkControl(name, c); err != nil {
+						return models.ControlResult{}, err
+					}
 				}
 				d.answerFirst()
 				return d.control(name, c, via), nil
@@ -198,7 +202,7 @@ func (d *deployment) setup(ctx workflow.Context) error {
 func (d *deployment) query() (models.DeploymentState, error) {
 	st := models.DeploymentState{
 		DeploymentID: d.in.DeploymentID, Status: d.Status, Scenario: d.Plan.Scenario, Paused: d.Paused, Hold: d.Hold,
-		WaveIndex: d.WaveIndex, WaveCount: len(d.Plan.Waves), Approvals: d.Approvals, Required: d.Plan.Policy.ApprovalsRequired,
+		WaveIndex: d.WaveIndex, WaveCount: len(d.Plan.Waves), Approvals: d.Approvals, Required: d.required(),
 		PastPONR: d.PastPONR, PONRAt: d.PONRAt, ELSEndsAt: d.ELSEndsAt, Outcome: d.Outcome,
 	}
 	for _, l := range d.Left {
@@ -315,7 +319,7 @@ func (d *deployment) awaitApproval() (models.Status, string) {
 		return models.StatusCancelled, d.Stop.String() + " while awaiting approval"
 	}
 	return models.StatusExpired, fmt.Sprintf("approval expired after %s with %d of %d approvals",
-		policy.ApprovalExpiry.D(), d.approvedCount(), policy.ApprovalsRequired)
+		policy.ApprovalExpiry.D(), d.approvedCount(), d.required())
 }
 
 // versionStandardChange is when a policy's standard_change began to approve

@@ -572,6 +572,21 @@ func (s *deploymentSuite) TestControlsOutsideTheAPINeedARole() {
 	s.Contains(ignored, `abort signal from "olga" ignored: olga may not control deployment dep_1`)
 }
 
+// A right needs one token that holds the role for the team: a deployer
+// token of another team and a viewer token of the owning team do not add
+// up to a deployer of the owning team.
+func (s *deploymentSuite) TestControlRightsAreCheckedTokenByToken() {
+	s.plan.Policy.ApprovalsRequired = 1
+	s.lookupFn = func(subject string) (activities.PrincipalResult, error) {
+		return activities.PrincipalResult{Known: true, Roles: []string{models.RoleDeployer, models.RoleViewer}, Teams: []string{"mobile", "web"},
+			Grants: []activities.Grant{{Roles: []string{models.RoleDeployer}, Teams: []string{"mobile"}}, {Roles: []string{models.RoleViewer}, Teams: []string{"web"}}}}, nil
+	}
+	mixed := s.update(time.Minute, models.UpdateAbort, models.ControlInput{By: "mia", Reason: "x"})
+	res := s.run(input())
+	s.requireRefused(mixed, models.ErrTypeForbidden, "mia may not control deployment dep_1")
+	s.Equal(models.StatusExpired, res.Status)
+}
+
 func (s *deploymentSuite) TestWaitsForTheLaneThenPlansAgain() {
 	s.plan.AheadInQueue = []string{"dep_0"}
 	calls := 0

@@ -159,11 +159,7 @@ func (d *deployment) lookupGroups(ctx workflow.Context, subject string) ([]strin
 	if !p.Known {
 		return nil, refusal(models.ErrTypeForbidden, "no live API token names %s, so it is not a known approver: vote through Transit's API, or with a subject that has a token", subject)
 	}
-	groups := slices.Clone(p.Groups)
-	for _, r := range p.Roles {
-		groups = append(groups, models.RolePrefix+r)
-	}
-	return groups, nil
+	return models.Principal{Subject: subject, Groups: p.Groups, Roles: p.Roles}.ApproverGroups(), nil
 }
 
 // versionControlRoles is when controls that the API did not sign (Signals,
@@ -183,12 +179,18 @@ func (d *deployment) mayControl(ctx workflow.Context, subject string) error {
 	if err := workflow.ExecuteLocalActivity(lookupCtx(ctx, subject), a.LookupPrincipal, subject).Get(ctx, &p); err != nil {
 		return refusal(models.ErrTypeConflict, "the roles of %s could not be looked up (%s): try again later", subject, rootMessage(err))
 	}
-	who := models.Principal{Subject: subject, Roles: p.Roles, Teams: p.Teams}
-	switch {
-	case !p.Known:
+	grants := p.Grants
+	if grants == nil { // looked up before tokens were told apart (replay)
+		grants = []activities.Grant{{Roles: p.Roles, Teams: p.Teams}}
+	}
+	if !p.Known {
 		return refusal(models.ErrTypeForbidden, "no live API token names %s: send controls through Transit's API, or as a subject that has a token", subject)
-	case who.HasRole(models.RoleReleaseManager), who.HasRole(models.RoleDeployer) && who.InTeam(d.Plan.OwnerTeam):
-		return nil
+	}
+	for _, g := range grants {
+		who := models.Principal{Subject: subject, Roles: g.Roles, Teams: g.Teams}
+		if who.HasRole(models.RoleReleaseManager) || who.HasRole(models.RoleDeployer) && who.InTeam(d.Plan.OwnerTeam) {
+			return nil
+		}
 	}
 	return refusal(models.ErrTypeForbidden, "%s may not control deployment %s: that needs a release_manager, or a deployer of team %q, which owns %s (its roles: %s; teams: %s)",
 		subject, d.in.DeploymentID, d.Plan.OwnerTeam, d.Plan.Application, listOrNone(p.Roles), listOrNone(p.Teams))
@@ -220,7 +222,7 @@ func (d *deployment) applyVote(decision string, v models.VoteInput, via models.V
 		Audit: &activities.AuditRecord{Actor: ap.Approver, Action: decision, Via: via,
 			Data: map[string]any{"comment": ap.Comment, "groups": v.Groups}}})
 	d.showDetails()
-	return models.VoteResult{Status: d.Status, Approvals: d.approvedCount(), Required: d.Plan.Policy.ApprovalsRequired,
+	return models.VoteResult{Status: d.Status, Approvals: d.approvedCount(), Required: d.required(),
 		Decided: d.approved() || d.Rejection != nil}
 }
 

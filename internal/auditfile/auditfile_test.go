@@ -106,7 +106,7 @@ func TestExportVerifiesAndNamesWhatChanged(t *testing.T) {
 	// A head for a row the export does not end with.
 	h, _, _ := src.Head(5)
 	withOther := append(append([]string{}, lines[:len(lines)-1]...),
-		`{"kind":"head","head":{"seq":5,"hash":"`+h.Hash+`","at":"`+h.At.Format(time.RFC3339Nano)+`","key_id":"`+h.KeyID+`","signature":"`+h.Signature+`"}}`)
+		`{"kind":"head","head":{"seq":5,"hash":"`+h.Hash+`","at":"`+h.At.Format(time.RFC3339Nano)+`","signed_at":"`+h.SignedAt.Format(time.RFC3339Nano)+`","key_id":"`+h.KeyID+`","signature":"`+h.Signature+`"}}`)
 	rep = check(withOther)
 	require.Contains(t, rep.Reason, "not the last row of the export")
 
