@@ -285,7 +285,7 @@ func TestOpenAPIResponsesMatchTheDescription(t *testing.T) {
 	a.do(404, "GET", "/api/v1/audit/head?seq=999999", admin, nil)
 	a.do(400, "GET", "/api/v1/audit/head?seq=first", admin, nil)
 	savedHead, err := json.Marshal(map[string]any{"seq": head.get("seq"), "hash": head.get("hash"), "at": head.get("at"),
-		"key_id": head.get("key_id"), "signature": head.get("signature")})
+		"signed_at": head.get("signed_at"), "key_id": head.get("key_id"), "signature": head.get("signature")})
 	require.NoError(t, err)
 	a.do(200, "GET", "/api/v1/audit/verify?head="+url.QueryEscape(string(savedHead)), admin, nil)
 	a.do(422, "GET", "/api/v1/audit/verify?head=nonsense", admin, nil)
