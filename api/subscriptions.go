@@ -1,16 +1,9 @@
 package api
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 
 	"github.com/transit-hq/transit/models"
 	"github.com/transit-hq/transit/store"
@@ -151,33 +144,10 @@ func (h *Handler) startNotifications(c *gin.Context) {
 }
 
 // startDeliveries starts the deliveries' workflows in the background, so
-// that no answer waits for them.
+// that no answer waits for them (activities.Notifier, as the worker does).
 func (h *Handler) startDeliveries(ds []store.PendingDelivery) {
 	if h.temporal == nil {
 		return
 	}
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		var started []string
-		for _, d := range ds {
-			opts := client.StartWorkflowOptions{
-				ID:                       models.NotificationWorkflowID(d.ID),
-				TaskQueue:                h.taskQueue,
-				WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-				WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-				StaticSummary:            models.Cut(fmt.Sprintf("%s of %s to %s", d.Event, d.DeploymentID, d.URL), 200),
-			}
-			_, err := h.temporal.ExecuteWorkflow(ctx, opts, models.WorkflowNotification, models.NotificationInput{DeliveryID: d.ID})
-			var already *serviceerror.WorkflowExecutionAlreadyStarted
-			if err != nil && !errors.As(err, &already) {
-				h.log.WarnContext(ctx, "start a notification; the worker's sweeper will", "delivery", d.ID, "err", err)
-				continue
-			}
-			started = append(started, d.ID)
-		}
-		if err := h.store.MarkDeliveriesStarted(ctx, started); err != nil {
-			h.log.WarnContext(ctx, "record started notifications", "err", err)
-		}
-	}()
+	h.notifier.StartSoon(ds)
 }
