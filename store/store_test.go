@@ -186,18 +186,26 @@ func TestAuditAppendOnlyOnSQLite(t *testing.T) {
 	require.ErrorContains(t, s.DB().Exec(`DELETE FROM audit_events`).Error, "append-only")
 }
 
+// unmigrated is a store on an empty database of the dialect, with no
+// schema yet: a test migrates it to the version it starts from.
+func unmigrated(t *testing.T, dialect string) *store.Store {
+	t.Helper()
+	url := "sqlite://" + filepath.Join(t.TempDir(), "old.db")
+	if dialect == "postgres" {
+		url = testenv.PostgresURL(t)
+	}
+	s, err := store.Connect(url, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // The upgrade from the previous schema version keeps existing rows.
 func TestMigrationFromPreviousVersionKeepsRows(t *testing.T) {
 	for _, dialect := range []string{"sqlite", "postgres"} {
 		t.Run(dialect, func(t *testing.T) {
 			ctx := context.Background()
-			url := "sqlite://" + filepath.Join(t.TempDir(), "old.db")
-			if dialect == "postgres" {
-				url = testenv.PostgresURL(t)
-			}
-			s, err := store.Connect(url, nil)
-			require.NoError(t, err)
-			defer s.Close()
+			s := unmigrated(t, dialect)
 			prev := store.LatestVersion() - 1
 			require.NoError(t, s.MigrateTo(ctx, prev))
 			v, err := s.SchemaVersion(ctx)
@@ -239,13 +247,7 @@ func TestTokensFromBeforeRolesKeepTheirPowers(t *testing.T) {
 	for _, dialect := range []string{"sqlite", "postgres"} {
 		t.Run(dialect, func(t *testing.T) {
 			ctx := context.Background()
-			url := "sqlite://" + filepath.Join(t.TempDir(), "old.db")
-			if dialect == "postgres" {
-				url = testenv.PostgresURL(t)
-			}
-			s, err := store.Connect(url, nil)
-			require.NoError(t, err)
-			defer s.Close()
+			s := unmigrated(t, dialect)
 			require.NoError(t, s.MigrateTo(ctx, 8))
 			// Tokens from before roles: the admin group's and another.
 			secrets := map[string]string{"root": store.NewTokenSecret(), "carol": store.NewTokenSecret()}

@@ -3,14 +3,12 @@ package store_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/transit-hq/transit/internal/testenv"
 	"github.com/transit-hq/transit/models"
 	"github.com/transit-hq/transit/store"
 )
@@ -366,13 +364,7 @@ func TestSubscriptionsMigrationKeepsDeployments(t *testing.T) {
 	for _, dialect := range []string{"sqlite", "postgres"} {
 		t.Run(dialect, func(t *testing.T) {
 			ctx := context.Background()
-			url := "sqlite://" + filepath.Join(t.TempDir(), "old.db")
-			if dialect == "postgres" {
-				url = testenv.PostgresURL(t)
-			}
-			s, err := store.Connect(url, nil)
-			require.NoError(t, err)
-			defer s.Close()
+			s := unmigrated(t, dialect)
 			require.NoError(t, s.MigrateTo(ctx, subscriptionsVersion-1))
 			// Rows as the schema before it had them (raw: today's models
 			// may have columns it lacks).
