@@ -68,7 +68,7 @@ type KPIDefinition struct {
 // timestamp t is in it when from <= t < to.
 var KPIDefinitions = []KPIDefinition{
 	{KPISuccessfulDeploymentRate, UnitRatio, "transit_kpi_successful_deployment_ratio",
-		"completed (handed over without issues) among the deployments that finished in the range as completed, completed_with_issues, rolled_back or failed; rejected, expired and cancelled ones changed nothing and are left out"},
+		"completed (handed over without issues) among the deployments that finished in the range as completed, completed_with_issues, rolled_back or failed (failed only once its rollout began); rejected, expired and cancelled ones, and failures before the rollout, changed nothing and are left out"},
 	{KPIDeploymentErrors, UnitCount, "transit_kpi_deployment_errors",
 		"deployments that finished in the range as rolled_back or failed (breakdown: by status)"},
 	{KPIDeploymentIncidents, UnitCount, "transit_kpi_deployment_incidents",
@@ -94,7 +94,7 @@ var KPIDefinitions = []KPIDefinition{
 		"among the incidents opened in the range on the deployments, those linked to a known error"},
 
 	{KPIDeploymentFrequency, UnitPerDay, "transit_kpi_deployment_frequency_per_day",
-		"deployments that finished in the range as completed, completed_with_issues, rolled_back or failed, divided by the range's length in days"},
+		"deployments that finished in the range as completed, completed_with_issues, rolled_back or failed (failed only once its rollout began), divided by the range's length in days"},
 	{KPILeadTimeForChanges, UnitSeconds, "transit_kpi_lead_time_for_changes_seconds",
 		"median of handed over (finished_at) minus the release's creation (releases.created_at), over the deployments that finished in the range as completed or completed_with_issues; in the production environment (production: true, the application's highest position) this is DORA's lead time for changes"},
 	{KPIChangeFailureRate, UnitRatio, "transit_kpi_change_failure_ratio",

@@ -445,6 +445,13 @@ var (
 	handedOver      = []models.Status{models.StatusCompleted, models.StatusCompletedWithIssues}
 )
 
+// rolledOut reports whether a finished deployment changed something: a
+// failure before its rollout began (at planning, or its start) changed
+// nothing, and counts neither as a deployment nor as a failed change.
+func (d *kpiDeployment) rolledOut() bool {
+	return isOneOf(d.Status, rolloutOutcomes) && (d.Status != models.StatusFailed || d.startedAt != nil)
+}
+
 func isOneOf(s models.Status, set []models.Status) bool {
 	for _, x := range set {
 		if s == x {
@@ -479,7 +486,7 @@ func (k *kpiSet) deploymentManagement(issues []models.ComplianceIssue) []models.
 		}
 		finished++
 		byStatus[string(d.Status)]++
-		if isOneOf(d.Status, rolloutOutcomes) {
+		if d.rolledOut() {
 			outcomes++
 		}
 		switch d.Status {
@@ -610,7 +617,7 @@ func (k *kpiSet) dora() []models.KPI {
 		breakdown             = map[string]int64{"incidents": 0, "rollbacks": 0, "unrestored": 0}
 	)
 	for _, d := range k.deps {
-		if !k.finishedIn(d) || !isOneOf(d.Status, rolloutOutcomes) {
+		if !k.finishedIn(d) || !d.rolledOut() {
 			continue
 		}
 		deployments++

@@ -219,12 +219,13 @@ func TestKPIsOnAHandSeededHistory(t *testing.T) {
 		dm := r.DeploymentManagement
 
 		// Finished in the range with an outcome of their rollout: P1, P2,
-		// P3, P4, P7, S1, S2 (7; P6 rejected and P0 before the range are
-		// not); completed: P1, P4, S1, S2 (4). 4/7.
-		require.InDelta(t, 4.0/7, kpiValue(t, dm, models.KPISuccessfulDeploymentRate), 1e-9)
+		// P3, P4, S1, S2 (6; P6 rejected, P7 failed at planning before any
+		// rollout, and P0 before the range are not); completed: P1, P4, S1,
+		// S2 (4). 4/6.
+		require.InDelta(t, 4.0/6, kpiValue(t, dm, models.KPISuccessfulDeploymentRate), 1e-9)
 		k := models.FindKPI(dm, models.KPISuccessfulDeploymentRate)
 		require.EqualValues(t, 4, k.Count)
-		require.EqualValues(t, 7, *k.Of)
+		require.EqualValues(t, 6, *k.Of)
 		// Errors: P2 rolled back, P7 failed.
 		require.Equal(t, 2.0, kpiValue(t, dm, models.KPIDeploymentErrors))
 		require.Equal(t, map[string]int64{"rolled_back": 1, "failed": 1}, models.FindKPI(dm, models.KPIDeploymentErrors).Breakdown)
@@ -281,13 +282,14 @@ func TestKPIsOnAHandSeededHistory(t *testing.T) {
 		require.Equal(t, []string{"staging", "prod"}, []string{staging.Environment, prod.Environment})
 		require.False(t, staging.Production)
 		require.True(t, prod.Production)
-		// prod: P1, P2, P3, P4, P7 finished with an outcome: 5 in 14 days.
-		require.InDelta(t, 5.0/14, kpiValue(t, prod.KPIs, models.KPIDeploymentFrequency), 1e-9)
+		// prod: P1, P2, P3, P4 finished with an outcome of their rollout
+		// (P7 failed at planning: no change): 4 in 14 days.
+		require.InDelta(t, 4.0/14, kpiValue(t, prod.KPIs, models.KPIDeploymentFrequency), 1e-9)
 		// Release created → handed over: P1 03-01 00:00 → 03-02 12:00 36h;
 		// P3 03-08 00:00 → 03-11 10:00 82h; P4 → 03-12 13:00 109h. Median 82h.
 		require.Equal(t, 82*hour, kpiValue(t, prod.KPIs, models.KPILeadTimeForChanges))
-		// P2 rolled back, P3 with issues, P7 failed: 3 of 5.
-		require.InDelta(t, 3.0/5, kpiValue(t, prod.KPIs, models.KPIChangeFailureRate), 1e-9)
+		// P2 rolled back, P3 with issues: 2 of 4 (P7 changed nothing).
+		require.InDelta(t, 2.0/4, kpiValue(t, prod.KPIs, models.KPIChangeFailureRate), 1e-9)
 		// I1 opened 22:00 → resolved 02:00: 4h; P2 rolled back 03-09
 		// 16:00 → the next completed, P4 (P3 had issues), 03-12 13:00:
 		// 69h. Median (4h + 69h) / 2 = 36.5h.
@@ -321,10 +323,11 @@ func TestKPIsOnAHandSeededHistory(t *testing.T) {
 		require.Len(t, r.DORA, 1)
 		require.True(t, r.DORA[0].Production)
 
-		// Every application: blog's B1 too (completed; dave's vote by Update).
+		// Every application: blog's B1 too (completed; dave's vote by Update):
+		// 5 completed of 7 rolled out.
 		r, err = s.KPIs(ctx, store.KPIFilter{From: h.from, To: h.to})
 		require.NoError(t, err)
-		require.InDelta(t, 5.0/8, kpiValue(t, r.DeploymentManagement, models.KPISuccessfulDeploymentRate), 1e-9)
+		require.InDelta(t, 5.0/7, kpiValue(t, r.DeploymentManagement, models.KPISuccessfulDeploymentRate), 1e-9)
 		require.Equal(t, 4.0, kpiValue(t, r.DeploymentManagement, models.KPIComplianceIssues))
 		// KE1, KE2 and blog's KE5.
 		require.Equal(t, 3.0, kpiValue(t, r.ReleaseManagement, models.KPIUnresolvedKnownErrors))
@@ -340,7 +343,7 @@ func TestKPIsOnAHandSeededHistory(t *testing.T) {
 		require.True(t, snap.AuditChainOK)
 		require.Len(t, snap.Environments, 3)
 		sp := kpiGroup(t, snap.Environments, "shop", "prod")
-		require.InDelta(t, 3.0/5, kpiValue(t, sp.KPIs, models.KPIChangeFailureRate), 1e-9)
+		require.InDelta(t, 2.0/4, kpiValue(t, sp.KPIs, models.KPIChangeFailureRate), 1e-9)
 		// P2's signal vote, P3's quorum, P4's emergency.
 		require.Equal(t, 3.0, kpiValue(t, sp.KPIs, models.KPIComplianceIssues))
 		require.Equal(t, 0.0, kpiValue(t, kpiGroup(t, snap.Environments, "shop", "staging").KPIs, models.KPIComplianceIssues))
