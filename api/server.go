@@ -17,9 +17,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/transit-hq/transit/activities"
 	"github.com/transit-hq/transit/identity"
 	"github.com/transit-hq/transit/models"
+	"github.com/transit-hq/transit/notify"
 	"github.com/transit-hq/transit/store"
 )
 
@@ -51,7 +51,7 @@ type Handler struct {
 	// csrfKey binds the console's forms to their session.
 	csrfKey []byte
 	// notifier starts the notifications a request's writes queued.
-	notifier *activities.Notifier
+	notifier *notify.Notifier
 }
 
 // Options configures the API.
@@ -101,7 +101,7 @@ func NewRouter(opt Options) http.Handler {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
-	h.notifier = &activities.Notifier{Store: opt.Store, Temporal: opt.Temporal, TaskQueue: h.taskQueue, Logger: h.log}
+	h.notifier = &notify.Notifier{Store: opt.Store, Temporal: opt.Temporal, TaskQueue: h.taskQueue, Logger: h.log}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true

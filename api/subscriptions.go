@@ -144,7 +144,7 @@ func (h *Handler) startNotifications(c *gin.Context) {
 }
 
 // startDeliveries starts the deliveries' workflows in the background, so
-// that no answer waits for them (activities.Notifier, as the worker does).
+// that no answer waits for them (notify.Notifier, as the worker does).
 func (h *Handler) startDeliveries(ds []store.PendingDelivery) {
 	if h.temporal == nil {
 		return

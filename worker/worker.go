@@ -16,6 +16,7 @@ import (
 	"github.com/transit-hq/transit/activities"
 	"github.com/transit-hq/transit/drivers"
 	"github.com/transit-hq/transit/models"
+	"github.com/transit-hq/transit/notify"
 	"github.com/transit-hq/transit/store"
 	"github.com/transit-hq/transit/workflows"
 )
@@ -74,7 +75,7 @@ func New(c client.Client, opt Options) sdkworker.Worker {
 	}
 	// Notifications: started as the writes that queue them return, and
 	// swept for at start-up and every minute (activities/notify.go).
-	notifier := &activities.Notifier{Store: opt.Store, Temporal: c, TaskQueue: opt.TaskQueue, Logger: opt.Logger}
+	notifier := &notify.Notifier{Store: opt.Store, Temporal: c, TaskQueue: opt.TaskQueue, Logger: opt.Logger}
 	w := sdkworker.New(c, opt.TaskQueue, sdkworker.Options{
 		MaxConcurrentActivityExecutionSize: opt.MaxConcurrentActivities,
 		WorkerStopTimeout:                  10 * time.Second,
@@ -88,7 +89,7 @@ func New(c client.Client, opt Options) sdkworker.Worker {
 // sweepingWorker runs the notification sweeper while the worker runs.
 type sweepingWorker struct {
 	sdkworker.Worker
-	notifier *activities.Notifier
+	notifier *notify.Notifier
 	stop     context.CancelFunc
 	done     chan struct{}
 }
@@ -99,14 +100,14 @@ func (w *sweepingWorker) Start() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.stop, w.done = cancel, make(chan struct{})
-	go func() { defer close(w.done); w.notifier.Run(ctx, activities.SweepEvery) }()
+	go func() { defer close(w.done); w.notifier.Run(ctx, notify.SweepEvery) }()
 	return nil
 }
 
 func (w *sweepingWorker) Run(interruptCh <-chan interface{}) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); w.notifier.Run(ctx, activities.SweepEvery) }()
+	go func() { defer close(done); w.notifier.Run(ctx, notify.SweepEvery) }()
 	defer func() { cancel(); <-done }()
 	return w.Worker.Run(interruptCh)
 }
