@@ -19,7 +19,7 @@ const (
 	// scopeDeployment: the application of deployment {id}.
 	scopeDeployment
 	// scopeBody: the application the request names; the handler checks it
-	// (h.mayActOn) once it has resolved it.
+	// (teamOwns) once it has resolved it.
 	scopeBody
 )
 
@@ -159,21 +159,16 @@ const ctxTeamBound = "transit.team_bound"
 
 // authorize applies the route's rule. A team-bound principal acting on a
 // deployment must belong to the team that owns its application; on a
-// request that names an application, the handler checks it (mayActOn).
+// request that names an application, the handler checks it (teamOwns).
 func (h *Handler) authorize(c *gin.Context) {
 	p, _ := principal(c)
-	r, found := rulesByRoute[c.Request.Method+" "+c.FullPath()]
-	if !found {
-		h.fail(c, &apiError{status: http.StatusForbidden, code: CodeForbidden, message: "this route has no access rule, so no one may use it"})
+	route := c.Request.Method + " " + c.FullPath()
+	if err := h.mayUse(c, p, route, ""); err != nil {
+		h.fail(c, err)
 		return
 	}
-	ok, teamBound := r.allows(p)
-	if !ok {
-		h.fail(c, &apiError{status: http.StatusForbidden, code: CodeForbidden,
-			message: fmt.Sprintf("%s %s needs one of the roles: %s; you (%s) have: %s", r.Method, shortPath(r.Path),
-				r.who(), p.Subject, orNone(strings.Join(p.Roles, ", ")))})
-		return
-	}
+	r := rulesByRoute[route]
+	_, teamBound := r.allows(p)
 	c.Set(ctxTeamBound, teamBound)
 	if teamBound && r.Scope == scopeDeployment {
 		d, err := h.store.GetDeployment(c, c.Param("id"))
@@ -182,7 +177,7 @@ func (h *Handler) authorize(c *gin.Context) {
 			return
 		}
 		if err == nil {
-			err = h.mayActOn(c, d.ApplicationID)
+			err = h.mayUse(c, p, route, d.ApplicationID)
 		}
 		if err != nil {
 			h.fail(c, err)
@@ -192,24 +187,18 @@ func (h *Handler) authorize(c *gin.Context) {
 	c.Next()
 }
 
-// mayActOn refuses a team-bound principal (a deployer) an application
-// that none of its teams owns.
-func (h *Handler) mayActOn(c *gin.Context, applicationID string) error {
-	if !c.GetBool(ctxTeamBound) {
-		return nil
-	}
-	app, err := h.store.GetApplication(c, applicationID)
-	if err != nil {
-		return err
-	}
-	return teamOwns(c, app)
-}
-
+// teamOwns refuses a team-bound principal (a deployer, as authorize found
+// it) an application that none of its teams owns; for the handlers whose
+// application comes from the request body (scopeBody).
 func teamOwns(c *gin.Context, app *models.Application) error {
 	if !c.GetBool(ctxTeamBound) {
 		return nil
 	}
 	p, _ := principal(c)
+	return notOwned(p, app)
+}
+
+func notOwned(p models.Principal, app *models.Application) error {
 	if p.InTeam(app.OwnerTeam) {
 		return nil
 	}
@@ -219,17 +208,19 @@ func teamOwns(c *gin.Context, app *models.Application) error {
 }
 
 // mayUse reports whether p may use route ("POST /api/v1/deployments/:id/pause")
-// on an object of the application (empty: none), by the same rules as the
-// API: the console asks it before it shows a button, and before it acts.
+// on an object of the application (empty: none), by the rules table: the
+// API's middleware asks it, and the console before it shows a button and
+// before it acts.
 func (h *Handler) mayUse(c *gin.Context, p models.Principal, route, applicationID string) error {
 	r, found := rulesByRoute[route]
 	if !found {
-		return &apiError{status: http.StatusForbidden, code: CodeForbidden, message: "no access rule for " + route}
+		return &apiError{status: http.StatusForbidden, code: CodeForbidden, message: "this route (" + route + ") has no access rule, so no one may use it"}
 	}
 	ok, teamBound := r.allows(p)
 	if !ok {
 		return &apiError{status: http.StatusForbidden, code: CodeForbidden,
-			message: fmt.Sprintf("%s needs one of the roles: %s; you have: %s", shortPath(r.Path), r.who(), orNone(strings.Join(p.Roles, ", ")))}
+			message: fmt.Sprintf("%s %s needs one of the roles: %s; you (%s) have: %s", r.Method, shortPath(r.Path),
+				r.who(), p.Subject, orNone(strings.Join(p.Roles, ", ")))}
 	}
 	if !teamBound || applicationID == "" {
 		return nil
@@ -238,11 +229,7 @@ func (h *Handler) mayUse(c *gin.Context, p models.Principal, route, applicationI
 	if err != nil {
 		return err
 	}
-	if !p.InTeam(app.OwnerTeam) {
-		return &apiError{status: http.StatusForbidden, code: CodeForbidden,
-			message: fmt.Sprintf("application %s is owned by team %q; yours: %s", app.Name, app.OwnerTeam, orNone(strings.Join(p.Teams, ", ")))}
-	}
-	return nil
+	return notOwned(p, app)
 }
 
 // apiRule applies the rule of an /api/v1 route to a route outside it.

@@ -237,19 +237,26 @@ func (r response) items() []map[string]any {
 // call sends a request with the token (none when token is "").
 func (s *stack) call(method, path, token string, body any, headers ...string) response {
 	s.t.Helper()
-	var rd io.Reader
+	_, out := s.send(method, path, token, body, headers...)
+	return out
+}
+
+// send is call, keeping the whole exchange (for the OpenAPI checker).
+func (s *stack) send(method, path, token string, body any, headers ...string) (exchange, response) {
+	s.t.Helper()
+	var raw []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		raw = []byte(b)
 	case []byte:
-		rd = bytes.NewReader(b)
+		raw = b
 	default:
-		raw, err := json.Marshal(b)
+		var err error
+		raw, err = json.Marshal(b)
 		require.NoError(s.t, err)
-		rd = bytes.NewReader(raw)
 	}
-	req, err := http.NewRequest(method, s.baseURL+path, rd)
+	req, err := http.NewRequest(method, s.baseURL+path, bytes.NewReader(raw))
 	require.NoError(s.t, err)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -263,13 +270,13 @@ func (s *stack) call(method, path, token string, body any, headers ...string) re
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(s.t, err)
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
+	respBody, err := io.ReadAll(resp.Body)
 	require.NoError(s.t, err)
-	out := response{Status: resp.StatusCode, Raw: string(raw)}
-	if len(raw) > 0 {
-		_ = json.Unmarshal(raw, &out.Body)
+	out := response{Status: resp.StatusCode, Raw: string(respBody)}
+	if len(respBody) > 0 {
+		_ = json.Unmarshal(respBody, &out.Body)
 	}
-	return out
+	return exchange{req: req, reqBody: raw, status: resp.StatusCode, header: resp.Header, respBody: respBody}, out
 }
 
 // must sends as admin and requires the status.

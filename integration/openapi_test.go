@@ -113,43 +113,12 @@ func newAPIChecker(t *testing.T, s *stack) *apiChecker {
 // checks the answer (and, for a 2xx, the request) against the description.
 func (a *apiChecker) do(want int, method, path, token string, body any, headers ...string) response {
 	a.t.Helper()
-	var raw []byte
-	switch b := body.(type) {
-	case nil:
-	case string:
-		raw = []byte(b)
-	default:
-		var err error
-		raw, err = json.Marshal(b)
-		require.NoError(a.t, err)
-	}
-	req, err := http.NewRequest(method, a.s.baseURL+path, bytes.NewReader(raw))
-	require.NoError(a.t, err)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(a.t, err)
-	defer resp.Body.Close()
-	respBody, err := io.ReadAll(resp.Body)
-	require.NoError(a.t, err)
-	out := response{Status: resp.StatusCode, Raw: string(respBody)}
-	if len(respBody) > 0 {
-		_ = json.Unmarshal(respBody, &out.Body)
-	}
-	require.Equal(a.t, want, resp.StatusCode, "%s %s: %s", method, path, respBody)
-
-	x := exchange{req: req, reqBody: raw, status: resp.StatusCode, header: resp.Header, respBody: respBody}
+	x, out := a.s.send(method, path, token, body, headers...)
+	require.Equal(a.t, want, x.status, "%s %s: %s", method, path, x.respBody)
 	op, err := validateExchange(a.router, x, want < 300 && token != "")
-	require.NoError(a.t, err, "%s %s → %d: %s", method, path, resp.StatusCode, respBody)
+	require.NoError(a.t, err, "%s %s → %d: %s", method, path, x.status, x.respBody)
 	a.mu.Lock()
-	a.seen[fmt.Sprintf("%s %d", op, resp.StatusCode)] = true
+	a.seen[fmt.Sprintf("%s %d", op, x.status)] = true
 	a.mu.Unlock()
 	return out
 }

@@ -142,6 +142,23 @@ func TestListPaginatesAndFilters(t *testing.T) {
 		}
 		require.Equal(t, []string{"app-0", "app-1", "app-2", "app-3", "app-4", "app-5", "app-6"}, names)
 
+		// Newest first (the console's lists), paged back by the cursor.
+		names = nil
+		opt = store.ListOptions{Limit: 3, Newest: true, Filters: map[string]string{"owner_team": "a"}}
+		for pages := 0; ; pages++ {
+			require.Less(t, pages, 5)
+			page, err := s.ListApplications(ctx, opt)
+			require.NoError(t, err)
+			for _, a := range page.Items {
+				names = append(names, a.Name)
+			}
+			if page.NextCursor == "" {
+				break
+			}
+			opt.After = page.NextCursor
+		}
+		require.Equal(t, []string{"app-6", "app-4", "app-2", "app-0"}, names)
+
 		page, err := s.ListApplications(ctx, store.ListOptions{Filters: map[string]string{"owner_team": "b"}})
 		require.NoError(t, err)
 		require.Len(t, page.Items, 3)
