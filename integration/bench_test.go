@@ -45,6 +45,13 @@ func counts() benchCounts {
 	return benchCounts{throughput: 100, posts: 200, waiting: 500, fleet: 10000, rows: 100000}
 }
 
+// want says whether a figure is measured: all of them, or those that
+// BENCH_ONLY names (comma-separated), for a closer look at one.
+func want(figure string) bool {
+	only := os.Getenv("BENCH_ONLY")
+	return only == "" || slices.Contains(strings.Split(only, ","), figure)
+}
+
 // benchConcurrency is how many requests or workflows go at once.
 const benchConcurrency = 20
 
@@ -190,7 +197,7 @@ func BenchmarkGoals(b *testing.B) {
 		require.NoError(b, pprof.StartCPUProfile(f))
 		defer f.Close()
 	}
-	{
+	if want("throughput") {
 		targetEnvs := envs(n.throughput, 3, quick)
 		ids := make([]string, len(targetEnvs))
 		_, span := timed(len(targetEnvs), func(i int) {
@@ -219,7 +226,7 @@ func BenchmarkGoals(b *testing.B) {
 	}
 
 	// ---- POST /deployments and the approval round trip.
-	{
+	if want("post_p99") || want("approval_p99") {
 		waitEnvs := envs(n.posts, 1, approval)
 		ids := make([]string, len(waitEnvs))
 		posts, _ := timed(len(waitEnvs), func(i int) { ids[i], _ = deploy(waitEnvs[i]) })
@@ -267,7 +274,7 @@ func BenchmarkGoals(b *testing.B) {
 
 	// ---- memory per deployment awaiting approval, in this process's
 	// workers (the API's garbage is collected before each reading).
-	{
+	if want("memory_per_waiting") {
 		waitEnvs := envs(n.waiting, 1, approval)
 		heap0, g0 := heapAndGoroutines()
 		ids := make([]string, len(waitEnvs))
@@ -304,7 +311,7 @@ func BenchmarkGoals(b *testing.B) {
 	}
 
 	// ---- lists and metrics with many rows.
-	{
+	if want("list_p99_100k") || want("metrics_100k") {
 		listEnv := envs(1, 1, quick)[0]
 		plan := models.Plan{Application: "bench", Environment: "list", ReleaseVersion: "1.0.0"}
 		var wave []models.PlanTarget
@@ -362,7 +369,7 @@ func BenchmarkGoals(b *testing.B) {
 	}
 
 	// ---- one deployment of a large fleet.
-	{
+	if want("history_10k_targets") {
 		env := envs(1, 0, models.Policy{PointOfNoReturn: models.Duration(time.Millisecond), EarlyLifeSupport: models.Duration(time.Millisecond),
 			Strategy: models.Strategy{Kind: models.StrategyRolling, Batch: 1000, MaxParallel: 100}})[0]
 		require.NoError(b, s.store.DB().Exec(`INSERT INTO targets (id, environment_id, name, driver, config, created_by, created_at, updated_at)
