@@ -187,6 +187,12 @@ func (s *Store) LabelConflicts(ctx context.Context, q ConflictQuery) ([]models.L
 	if q.SubmittedBefore {
 		db = db.Where("id < ?", q.DeploymentID)
 	}
+	if q.Label == "" {
+		// Only a label of theirs can make a conflict: only environments
+		// that name one matter. Without this, every plan read every active
+		// deployment, and thousands awaiting approval made each plan slower.
+		db = db.Where("environment_id IN (SELECT id FROM environments WHERE " + s.jsonText("policy", "conflict_label") + " <> '')")
+	}
 	if err := db.Order("id").Find(&others).Error; err != nil {
 		return nil, fmt.Errorf("find the deployments that may conflict with %s: %w", q.DeploymentID, err)
 	}
@@ -293,4 +299,12 @@ func deploymentLabels(d models.Deployment, envTargets []models.Target) map[strin
 		out[t.Name] = t.Labels.V
 	}
 	return out
+}
+
+// jsonText is SQL for a text field of a JSON column, '' when absent.
+func (s *Store) jsonText(column, field string) string {
+	if s.dialect == DialectSQLite {
+		return "COALESCE(json_extract(" + column + ", '$." + field + "'), '')"
+	}
+	return "COALESCE(" + column + "->>'" + field + "', '')"
 }
