@@ -301,7 +301,7 @@ func deploymentLabels(d models.Deployment, envTargets []models.Target) map[strin
 	return out
 }
 
-// jsonText is SQL for a text field of a JSON column, '' when absent.
+// jsonText is SQL for a text field of a JSON column: the empty string when absent.
 func (s *Store) jsonText(column, field string) string {
 	if s.dialect == DialectSQLite {
 		return "COALESCE(json_extract(" + column + ", '$." + field + "'), '')"
