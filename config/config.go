@@ -54,8 +54,8 @@ const (
 	DefaultWorkerMetrics     = ":9090"
 	DefaultStoreOutage       = 10 * time.Minute
 	// DefaultWorkflowCache is how many deployments a worker keeps in memory
-	// between their workflow tasks (about 21 KiB each while one awaits
-	// approval, by make bench: 10,000 take about 210 MB). A deployment
+	// between their workflow tasks (about 24 KiB each while one awaits
+	// approval, by make bench: 10,000 take about 240 MB). A deployment
 	// out of the cache is replayed from its history when it next wakes.
 	DefaultWorkflowCache = 10000
 	// DefaultMaxActivities bounds the activities a worker runs at once:
