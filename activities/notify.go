@@ -117,7 +117,7 @@ func (a *Activities) post(ctx context.Context, sub *models.Subscription, d *mode
 	req.Header.Set(drivers.SignatureHeader, drivers.Sign([]byte(secret), body))
 	req.Header.Set(drivers.IdempotencyKeyHeader, d.ID)
 	req.Header.Set(EventHeader, string(d.Event))
-	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	hc := &http.Client{Transport: drivers.Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := hc.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {

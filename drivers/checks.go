@@ -210,7 +210,7 @@ func (c Checker) httpCheck(ctx context.Context, timeout time.Duration, url strin
 // MiB of) the body.
 func httpGet(ctx context.Context, client *http.Client, url string, timeout time.Duration) (int, []byte, error) {
 	if client == nil {
-		client = http.DefaultClient
+		client = Client
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

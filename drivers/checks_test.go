@@ -9,10 +9,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/transit-hq/transit/models"
@@ -290,4 +292,48 @@ func TestRunCheckUsesDefaults(t *testing.T) {
 	res := RunCheck(context.Background(), spec, testTarget(t, models.DriverSimulated, nil), testRelease("1"))
 	require.True(t, res.Passed, res.Message)
 	require.Equal(t, "passed on try 1 of 3", res.Message, "models.DefaultCheckTries when tries is 0")
+}
+
+// A wave's requests to one host reuse their connections: the second wave
+// of 40 at once opens none (net/http's default keeps 2 per host, and the
+// second wave would open 38).
+func TestRequestsToOneHostReuseConnections(t *testing.T) {
+	var mu sync.Mutex
+	opened := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond) // long enough that the wave's requests overlap
+		fmt.Fprint(w, "ok")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			opened++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	wave := func() int {
+		mu.Lock()
+		before := opened
+		mu.Unlock()
+		var wg sync.WaitGroup
+		for i := 0; i < 40; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				status, body, err := httpGet(context.Background(), nil, srv.URL, 5*time.Second)
+				assert.NoError(t, err)
+				assert.Equal(t, 200, status)
+				assert.Equal(t, "ok", string(body))
+			}()
+		}
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return opened - before
+	}
+	first := wave()
+	require.Greater(t, first, 2, "the first wave's requests overlap")
+	require.Zero(t, wave(), "the second wave reuses the first's %d connections", first)
 }

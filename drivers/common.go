@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -194,3 +195,23 @@ func snippet(body []byte) string {
 	}
 	return string(body)
 }
+
+// Client is the HTTP client of the http driver, checks, probes and
+// notifications when none is given. It keeps up to MaxIdlePerHost
+// connections open to each host, as many requests as a wave may send at
+// once: net/http's default keeps 2, so a wave of 50 steps against one
+// agent closed 48 connections after each request and opened them anew, a
+// TLS handshake each.
+var Client = &http.Client{Transport: Transport}
+
+// Transport is Client's: net/http's default transport (proxy from the
+// environment, dial and TLS timeouts) with more idle connections kept.
+var Transport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = MaxIdlePerHost
+	t.MaxIdleConns = 10 * MaxIdlePerHost
+	return t
+}()
+
+// MaxIdlePerHost is how many idle connections Transport keeps to a host.
+const MaxIdlePerHost = 100

@@ -87,7 +87,7 @@ func Sign(secret, body []byte) string {
 
 // HTTPOptions tune the http driver; the zero value is usable.
 type HTTPOptions struct {
-	// Client sends the requests (a new http.Client when nil); the timeout
+	// Client sends the requests (drivers.Client when nil); the timeout
 	// of each request comes from the target's config.
 	Client *http.Client
 	// Backoff is the pause before the first retry, doubled after each
@@ -121,7 +121,7 @@ var _ Driver = (*HTTP)(nil)
 func NewHTTP(opts HTTPOptions) *HTTP {
 	h := &HTTP{client: opts.Client, backoff: opts.Backoff, log: opts.Logger}
 	if h.client == nil {
-		h.client = &http.Client{}
+		h.client = Client
 	}
 	if h.backoff <= 0 {
 		h.backoff = DefaultHTTPBackoff

@@ -46,7 +46,7 @@ func RunProbe(ctx context.Context, spec models.ProbeSpec, t Target, r Release) P
 
 // Prober runs observation probes; the zero value is usable.
 type Prober struct {
-	// Client sends the requests (http.DefaultClient when nil).
+	// Client sends the requests (drivers.Client when nil).
 	Client *http.Client
 	// Timeout bounds each request (DefaultProbeTimeout when zero).
 	Timeout time.Duration

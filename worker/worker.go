@@ -5,7 +5,6 @@ package worker
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -54,7 +53,7 @@ type Options struct {
 func DefaultDrivers(st *store.Store, logger *slog.Logger) *drivers.Registry {
 	return drivers.NewRegistry(map[string]drivers.Driver{
 		models.DriverScript:    drivers.NewScript(drivers.ScriptOptions{Logger: logger}),
-		models.DriverHTTP:      drivers.NewHTTP(drivers.HTTPOptions{Client: &http.Client{}, Logger: logger}),
+		models.DriverHTTP:      drivers.NewHTTP(drivers.HTTPOptions{Logger: logger}),
 		models.DriverSimulated: drivers.NewSimulated(st, drivers.SimulatedOptions{Logger: logger}),
 	})
 }
