@@ -155,7 +155,7 @@ func BenchmarkGoals(b *testing.B) {
 	ctx := context.Background()
 	// The bare worker polls as Transit's does, so that the figures compare
 	// the work, not the worker's settings.
-	bw := sdkworker.New(s.temporal, s.taskQueue+"-bare", transitworker.Tuning{}.WithPollers())
+	bw := sdkworker.New(s.temporal, s.taskQueue+"-bare", transitworker.WithPollers(sdkworker.Options{}))
 	bw.RegisterWorkflow(bareActivities)
 	bw.RegisterWorkflow(bareWaiting)
 	bw.RegisterActivityWithOptions(noop, activity.RegisterOptions{Name: "noop"})

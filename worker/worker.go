@@ -75,29 +75,27 @@ func New(c client.Client, opt Options) sdkworker.Worker {
 	// Notifications: started as the writes that queue them return, and
 	// swept for at start-up and every minute (activities/notify.go).
 	notifier := &notify.Notifier{Store: opt.Store, Temporal: c, TaskQueue: opt.TaskQueue, Logger: opt.Logger}
-	w := sdkworker.New(c, opt.TaskQueue, Tuning{
+	w := sdkworker.New(c, opt.TaskQueue, WithPollers(sdkworker.Options{
 		MaxConcurrentActivityExecutionSize: opt.MaxConcurrentActivities,
 		WorkerStopTimeout:                  10 * time.Second,
 		Interceptors:                       append(Interceptors(opt.VoteKey), notifier.Interceptor()),
-	}.WithPollers())
+	}))
 	Register(w, &activities.Activities{Store: opt.Store, Drivers: opt.Drivers, Clock: opt.Clock, Logger: opt.Logger, Temporal: c,
 		StoreOutage: opt.StoreOutage, TargetsPerRun: opt.TargetsPerRun})
 	return &sweepingWorker{Worker: w, notifier: notifier}
 }
 
-// Tuning is the SDK's worker options with Transit's pollers set.
-type Tuning sdkworker.Options
-
-// WithPollers sets how the worker polls for tasks: pollers that scale with
-// the work (from 1 up to 100 of each kind) rather than the SDK's fixed 2.
+// WithPollers sets how a worker polls for tasks: pollers that scale with
+// the work (5 at first, then from 1 up to 100 of each kind) rather than the
+// SDK's fixed 2.
 // With 2, twenty deployments at once wait about 60 to 90 ms for each of
 // their workflow tasks to be handed out, and a deployment has several in a
 // row; scaled, `make bench` runs about 60% more deployments a second. An
 // idle poller is one long poll held open on the server: a few KiB.
-func (t Tuning) WithPollers() sdkworker.Options {
-	o := sdkworker.Options(t)
-	o.WorkflowTaskPollerBehavior = sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{})
-	o.ActivityTaskPollerBehavior = sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{})
+func WithPollers(o sdkworker.Options) sdkworker.Options {
+	scaled := sdkworker.PollerBehaviorAutoscalingOptions{InitialNumberOfPollers: 5, MinimumNumberOfPollers: 1, MaximumNumberOfPollers: 100}
+	o.WorkflowTaskPollerBehavior = sdkworker.NewPollerBehaviorAutoscaling(scaled)
+	o.ActivityTaskPollerBehavior = sdkworker.NewPollerBehaviorAutoscaling(scaled)
 	return o
 }
 
