@@ -151,7 +151,9 @@ func BenchmarkGoals(b *testing.B) {
 		runtime.MemProfileRate = 1 // every allocation, for the profile
 	}
 	n := counts()
-	s := newStack(b, stackOptions{})
+	// The API and the worker with a database pool each, as `transit server`
+	// and `transit worker` run in production.
+	s := newStack(b, stackOptions{ownPools: true})
 	ctx := context.Background()
 	// The bare worker polls as Transit's does, so that the figures compare
 	// the work, not the worker's settings.
@@ -483,24 +485,32 @@ func heapAndGoroutines() (uint64, int) {
 	return m.HeapAlloc, runtime.NumGoroutine()
 }
 
-// poolStats are the database pool's waits so far (the API and the workers
-// of the bench share it).
+// poolStats are the database pools' waits for a connection so far: the
+// API's and the worker's.
 type poolStats struct {
-	waits int64
-	wait  time.Duration
+	apiWaits, workerWaits int64
+	apiWait, workerWait   time.Duration
 }
 
 func (s *stack) poolStats() poolStats {
-	db, err := s.store.DB().DB()
-	if err != nil {
-		return poolStats{}
+	waits := func(st *store.Store) (int64, time.Duration) {
+		db, err := st.DB().DB()
+		if err != nil {
+			return 0, 0
+		}
+		stats := db.Stats()
+		return stats.WaitCount, stats.WaitDuration
 	}
-	st := db.Stats()
-	return poolStats{st.WaitCount, st.WaitDuration}
+	var p poolStats
+	p.apiWaits, p.apiWait = waits(s.apiStore)
+	p.workerWaits, p.workerWait = waits(s.store)
+	return p
 }
 
 func (p poolStats) since(o poolStats) string {
-	return fmt.Sprintf("meanwhile %d waits for a database connection, %s in all", p.waits-o.waits, (p.wait - o.wait).Round(time.Millisecond))
+	return fmt.Sprintf("meanwhile waits for a database connection: the API's %d (%s), the worker's %d (%s)",
+		p.apiWaits-o.apiWaits, (p.apiWait - o.apiWait).Round(time.Millisecond),
+		p.workerWaits-o.workerWaits, (p.workerWait - o.workerWait).Round(time.Millisecond))
 }
 
 // cpuTimes is the CPU time used so far by this process (the API and the

@@ -59,8 +59,10 @@ func TestMain(m *testing.M) {
 // stack is one Transit installation: its own Postgres database, task
 // queue, worker and API server, on the shared Temporal dev server.
 type stack struct {
-	t         testing.TB
-	store     *store.Store
+	t     testing.TB
+	store *store.Store
+	// apiStore is the API's: store, unless stackOptions.ownPools.
+	apiStore  *store.Store
 	temporal  client.Client
 	worker    sdkworker.Worker
 	taskQueue string
@@ -90,6 +92,10 @@ type stackOptions struct {
 	drivers *drivers.Registry
 	// targetsPerRun lowers the targets one workflow run changes.
 	targetsPerRun int
+	// ownPools gives the API a database pool of its own, as it has when
+	// `transit server` and `transit worker` run apart (by default the
+	// stack's API and worker share one, as in `transit dev`).
+	ownPools bool
 	// serial keeps the test from running alongside others (it changes the
 	// process's environment).
 	serial bool
@@ -164,7 +170,14 @@ func newStack(t testing.TB, opt stackOptions) *stack {
 	if opt.oidc != nil {
 		oidc = identity.NewVerifier(*opt.oidc)
 	}
-	srv := httptest.NewServer(api.NewRouter(api.Options{Store: st, Temporal: s.temporal, Logger: logger, VoteKey: voteKey,
+	apiStore := st
+	if opt.ownPools {
+		apiStore, err = store.Open(ctx, dbURL, logger)
+		require.NoError(t, err)
+		t.Cleanup(func() { apiStore.Close() })
+	}
+	s.apiStore = apiStore
+	srv := httptest.NewServer(api.NewRouter(api.Options{Store: apiStore, Temporal: s.temporal, Logger: logger, VoteKey: voteKey,
 		AuditKey: auditKey, OIDC: oidc, TaskQueue: s.taskQueue, Namespace: "default", TemporalUIURL: "http://localhost:8233"}))
 	t.Cleanup(srv.Close)
 	s.baseURL = srv.URL
