@@ -145,6 +145,27 @@ func timed(n int, fn func(i int)) ([]time.Duration, time.Duration) {
 	return out, time.Since(start)
 }
 
+// sideBySide runs n of Transit's requests and n of the baseline's,
+// interleaved, benchConcurrency at once in all, so that both meet the same
+// load, and returns each kind's durations.
+func sideBySide(n int, transit, baseline func(i int)) (transitTook, baselineTook []time.Duration) {
+	all, _ := timed(2*n, func(i int) {
+		if i%2 == 0 {
+			transit(i / 2)
+		} else {
+			baseline(i / 2)
+		}
+	})
+	for i, d := range all {
+		if i%2 == 0 {
+			transitTook = append(transitTook, d)
+		} else {
+			baselineTook = append(baselineTook, d)
+		}
+	}
+	return transitTook, baselineTook
+}
+
 // BenchmarkGoals measures every goal; run it with `make bench`.
 func BenchmarkGoals(b *testing.B) {
 	if os.Getenv("BENCH_HEAP_PROFILE") != "" {
@@ -260,21 +281,22 @@ func BenchmarkGoals(b *testing.B) {
 	if want("post_p99") || want("approval_p99") {
 		waitEnvs := envs(n.posts, 1, approval)
 		ids := make([]string, len(waitEnvs))
-		posts, _ := timed(len(waitEnvs), func(i int) { ids[i], _ = deploy(waitEnvs[i]) })
-		starts, _ := timed(len(waitEnvs), func(i int) {
+		posts, starts := sideBySide(len(waitEnvs), func(i int) { ids[i], _ = deploy(waitEnvs[i]) }, func(i int) {
 			if _, err := s.temporal.ExecuteWorkflow(ctx, bare(fmt.Sprintf("bare-wait-%d", i)), bareWaiting); err != nil {
 				b.Error(err)
 			}
 		})
 		figureLine{name: "post_p99", transit: p99(posts), baseline: p99(starts), ratio: p99(posts) / p99(starts), unit: "ms", goal: "<=1.5",
-			ok: p99(posts)/p99(starts) <= 1.5, note: fmt.Sprintf("%d POST /deployments vs ExecuteWorkflow, %d at a time; p50 %.1f vs %.1f ms",
+			ok: p99(posts)/p99(starts) <= 1.5, note: fmt.Sprintf("%d POST /deployments vs as many ExecuteWorkflow, interleaved, %d at a time in all; p50 %.1f vs %.1f ms",
 				len(ids), benchConcurrency, percentile(posts, 0.5), percentile(starts, 0.5))}.print()
 
 		for _, id := range ids {
 			s.waitStatus(id, 2*time.Minute, models.StatusAwaitingApproval)
 		}
 		// The bare Updates first, on a quiet server; then the votes, whose
-		// deployments go on to roll out, as they would.
+		// deployments go on to roll out, as they would. (Not side by side:
+		// the bare worker, idle while Transit's is busy, would poll with
+		// fewer pollers, and its Updates wait for them.)
 		updates, _ := timed(len(ids), func(i int) {
 			h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: fmt.Sprintf("bare-wait-%d", i),
 				UpdateName: "approve", Args: []any{"admin"}, WaitForStage: client.WorkflowUpdateStageCompleted})

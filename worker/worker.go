@@ -86,14 +86,14 @@ func New(c client.Client, opt Options) sdkworker.Worker {
 }
 
 // WithPollers sets how a worker polls for tasks: pollers that scale with
-// the work (5 at first, then from 1 up to 100 of each kind) rather than the
+// the work (5 at first, then from 2 up to 100 of each kind) rather than the
 // SDK's fixed 2.
 // With 2, twenty deployments at once wait about 60 to 90 ms for each of
 // their workflow tasks to be handed out, and a deployment has several in a
 // row; scaled, `make bench` runs about 60% more deployments a second. An
 // idle poller is one long poll held open on the server: a few KiB.
 func WithPollers(o sdkworker.Options) sdkworker.Options {
-	scaled := sdkworker.PollerBehaviorAutoscalingOptions{InitialNumberOfPollers: 5, MinimumNumberOfPollers: 1, MaximumNumberOfPollers: 100}
+	scaled := sdkworker.PollerBehaviorAutoscalingOptions{InitialNumberOfPollers: 5, MinimumNumberOfPollers: 2, MaximumNumberOfPollers: 100}
 	o.WorkflowTaskPollerBehavior = sdkworker.NewPollerBehaviorAutoscaling(scaled)
 	o.ActivityTaskPollerBehavior = sdkworker.NewPollerBehaviorAutoscaling(scaled)
 	return o
