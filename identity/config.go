@@ -123,6 +123,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return Config{}, fmt.Errorf("%s %q must be an http(s) URL such as https://idp.example.com/realms/main", EnvIssuer, cfg.Issuer)
 	}
+	if h := strings.ToLower(u.Hostname()); u.Scheme == "http" && h != "localhost" && h != "127.0.0.1" && h != "::1" {
+		// Plain http is for an IdP on this machine only: elsewhere its keys could be swapped on the way.
+		return Config{}, fmt.Errorf("%s %q must use https: plain http is allowed only for localhost, 127.0.0.1 or ::1", EnvIssuer, cfg.Issuer)
+	}
 	if cfg.ClientSecret != "" && cfg.ClientID == "" {
 		return Config{}, fmt.Errorf("%s is set but %s is not", EnvClientSecret, EnvClientID)
 	}

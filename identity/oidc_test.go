@@ -520,6 +520,13 @@ func TestConfigFromEnv(t *testing.T) {
 	_, err = ConfigFromEnv(env(map[string]string{EnvIssuer: "idp.example.com", EnvAudience: "transit"}))
 	require.ErrorContains(t, err, "must be an http(s) URL")
 
+	_, err = ConfigFromEnv(env(map[string]string{EnvIssuer: "http://idp.example.com", EnvAudience: "transit"}))
+	require.ErrorContains(t, err, "must use https")
+
+	cfg, err = ConfigFromEnv(env(map[string]string{EnvIssuer: "http://127.0.0.1:5556", EnvAudience: "transit"}))
+	require.NoError(t, err, "plain http on loopback, as in tests and a local IdP")
+	require.Equal(t, "http://127.0.0.1:5556", cfg.Issuer)
+
 	_, err = ConfigFromEnv(env(map[string]string{EnvIssuer: "https://idp.example.com", EnvAudience: "transit", EnvGroupMap: "ops=root"}))
 	require.ErrorContains(t, err, "TRANSIT_OIDC_GROUP_MAP")
 	require.ErrorContains(t, err, "root")

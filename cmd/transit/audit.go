@@ -86,17 +86,26 @@ on standard output.`,
 			return err
 		}
 		w := a.stdout
+		var f *os.File
 		if out != "" {
-			f, err := os.OpenFile(out, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			f, err = os.OpenFile(out, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 			if err != nil {
 				return fmt.Errorf("create %s (it must not exist yet): %w", out, err)
 			}
-			defer f.Close()
 			w = f
 		}
 		n, err := auditfile.Export(apiclient.AuditSource{Ctx: cmd.Context(), Client: c}, w, from, to, func(n int) {
 			fmt.Fprintf(a.stderr, "exported %d events…\n", n)
 		})
+		if f != nil {
+			// A half-written file is removed, so that a rerun may create it again.
+			if cerr := f.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("close %s: %w", out, cerr)
+			}
+			if err != nil {
+				_ = os.Remove(out)
+			}
+		}
 		if err != nil {
 			return err
 		}

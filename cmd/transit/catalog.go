@@ -498,12 +498,8 @@ func orDefault(s string) string {
 }
 
 func statuses() []string {
-	all := []models.Status{models.StatusPlanning, models.StatusAwaitingApproval, models.StatusQueued, models.StatusScheduled,
-		models.StatusDeploying, models.StatusPaused, models.StatusValidating, models.StatusEarlyLifeSupport,
-		models.StatusRollingBack, models.StatusCompleted, models.StatusCompletedWithIssues, models.StatusRolledBack,
-		models.StatusRejected, models.StatusExpired, models.StatusCancelled, models.StatusFailed}
-	out := make([]string, len(all))
-	for i, s := range all {
+	out := make([]string, len(models.AllStatuses))
+	for i, s := range models.AllStatuses {
 		out[i] = string(s)
 	}
 	return out

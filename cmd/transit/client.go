@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,13 +70,14 @@ func addOutputFlag(cmd *cobra.Command, fs *pflag.FlagSet, out *outputFormat) {
 func (f *clientFlags) json() bool { return f.output == "json" }
 
 // client returns a client of the API, with the token of --token,
-// $TRANSIT_TOKEN or .transit/admin.token.
+// $TRANSIT_TOKEN or .transit/admin.token. The last, the token transit dev
+// saves, is used only for an API on this machine.
 func (f *clientFlags) client() (*apiclient.Client, error) {
 	token := f.token
 	if token == "" {
 		token = os.Getenv("TRANSIT_TOKEN")
 	}
-	if token == "" {
+	if token == "" && isLoopback(f.url) {
 		if b, err := os.ReadFile(filepath.Join(".transit", "admin.token")); err == nil {
 			token = strings.TrimSpace(string(b))
 		}
@@ -84,6 +86,20 @@ func (f *clientFlags) client() (*apiclient.Client, error) {
 		return nil, usagef("no API token: pass --token or set TRANSIT_TOKEN (transit dev saves one in .transit/admin.token)")
 	}
 	return apiclient.New(f.url, token), nil
+}
+
+// isLoopback says whether the URL's host is this machine: localhost,
+// 127.0.0.1, ::1 or none at all.
+func isLoopback(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	switch strings.ToLower(u.Hostname()) {
+	case "", "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return false
 }
 
 // call runs one request of a client verb. With -o json it prints the

@@ -46,10 +46,13 @@ api_key = "key-from-profile"
 	t.Setenv("TRANSIT_TEMPORAL_ADDRESS", "transit-says:7233")
 	t.Setenv("TRANSIT_TEMPORAL_NAMESPACE", "transit-ns")
 	t.Setenv("TRANSIT_TEMPORAL_API_KEY", "transit-key")
-	opts, err = temporalOptions(load(), slog.Default())
+	cfg := load()
+	require.Equal(t, "transit-key", cfg.TemporalAPIKey, "TRANSIT_TEMPORAL_API_KEY over the profile's key")
+	opts, err = temporalOptions(cfg, slog.Default())
 	require.NoError(t, err)
 	require.Equal(t, "transit-says:7233", opts.HostPort, "TRANSIT_TEMPORAL_* overrides")
 	require.Equal(t, "transit-ns", opts.Namespace)
+	require.NotNil(t, opts.Credentials, "the TRANSIT_TEMPORAL_API_KEY")
 
 	// Nothing set at all: Transit's defaults.
 	for _, k := range []string{"TEMPORAL_CONFIG_FILE", "TEMPORAL_PROFILE", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE",
