@@ -123,17 +123,14 @@ type Grant struct {
 // LookupPrincipal returns the groups of a subject, for votes that carry no
 // proof from the API (Signals, and Updates from the temporal CLI).
 func (a *Activities) LookupPrincipal(ctx context.Context, subject string) (PrincipalResult, error) {
-	p, known, err := a.Store.PrincipalOf(ctx, subject)
-	res := PrincipalResult{Groups: p.Groups, Roles: p.Roles, Teams: p.Teams, Known: known}
-	if err == nil {
-		tokens, terr := a.Store.LiveTokensOf(ctx, subject)
-		if terr != nil {
-			return PrincipalResult{}, terr
-		}
-		for _, t := range tokens {
-			tp := t.Principal()
-			res.Grants = append(res.Grants, Grant{Roles: tp.Roles, Teams: tp.Teams})
-		}
+	p, tokens, err := a.Store.PrincipalOf(ctx, subject)
+	if err != nil {
+		return PrincipalResult{}, err
 	}
-	return res, err
+	res := PrincipalResult{Groups: p.Groups, Roles: p.Roles, Teams: p.Teams, Known: len(tokens) > 0}
+	for _, t := range tokens {
+		tp := t.Principal()
+		res.Grants = append(res.Grants, Grant{Roles: tp.Roles, Teams: tp.Teams})
+	}
+	return res, nil
 }

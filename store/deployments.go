@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -534,12 +533,6 @@ func (s *Store) ListIncidents(ctx context.Context, deploymentID string) ([]model
 	return out, nil
 }
 
-// PrincipalGroups returns the groups of a subject: the union over its live tokens.
-func (s *Store) PrincipalGroups(ctx context.Context, subject string) ([]string, bool, error) {
-	p, known, err := s.PrincipalOf(ctx, subject)
-	return p.Groups, known, err
-}
-
 // LiveTokensOf returns a subject's tokens that are neither revoked nor expired.
 func (s *Store) LiveTokensOf(ctx context.Context, subject string) ([]models.APIToken, error) {
 	var toks []models.APIToken
@@ -555,20 +548,16 @@ func (s *Store) LiveTokensOf(ctx context.Context, subject string) ([]models.APIT
 	return live, nil
 }
 
-// PrincipalOf returns who a subject is by its live tokens: the union of
-// their groups, roles and teams. known is false when it has none.
-func (s *Store) PrincipalOf(ctx context.Context, subject string) (models.Principal, bool, error) {
-	var toks []models.APIToken
-	if err := s.db.WithContext(ctx).Where("subject = ? AND revoked_at IS NULL", subject).Find(&toks).Error; err != nil {
-		return models.Principal{}, false, fmt.Errorf("look up the tokens of %s: %w", subject, err)
+// PrincipalOf returns who a subject is by its live tokens (those of
+// LiveTokensOf): the union of their groups, roles and teams, with the
+// tokens themselves. The subject is unknown when there are none.
+func (s *Store) PrincipalOf(ctx context.Context, subject string) (models.Principal, []models.APIToken, error) {
+	toks, err := s.LiveTokensOf(ctx, subject)
+	if err != nil {
+		return models.Principal{}, nil, err
 	}
 	groups, roles, teams := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	live := 0
 	for _, t := range toks {
-		if t.ExpiresAt != nil && time.Now().After(*t.ExpiresAt) {
-			continue
-		}
-		live++
 		p := t.Principal()
 		for set, names := range map[*map[string]bool][]string{&groups: p.Groups, &roles: p.Roles, &teams: p.Teams} {
 			for _, n := range names {
@@ -576,15 +565,8 @@ func (s *Store) PrincipalOf(ctx context.Context, subject string) (models.Princip
 			}
 		}
 	}
-	sorted := func(set map[string]bool) []string {
-		out := make([]string, 0, len(set))
-		for n := range set {
-			out = append(out, n)
-		}
-		sort.Strings(out)
-		return out
-	}
-	return models.Principal{Subject: subject, Groups: sorted(groups), Roles: sorted(roles), Teams: sorted(teams)}, live > 0, nil
+	return models.Principal{Subject: subject, Groups: models.SortedKeys(groups), Roles: models.SortedKeys(roles),
+		Teams: models.SortedKeys(teams)}, toks, nil
 }
 
 // SimulatedVersion returns what runs on a simulated target.

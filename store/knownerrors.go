@@ -145,9 +145,15 @@ func (s *Store) UpdateIncident(ctx context.Context, actor Actor, deploymentID, i
 		if before.Status == out.Status && before.Resolution == out.Resolution && before.KnownErrorID == out.KnownErrorID {
 			return nil // nothing changes: nothing to record
 		}
-		if err := tx.Model(&models.Incident{}).Where("id = ?", id).Updates(map[string]any{"status": out.Status,
-			"resolved_at": out.ResolvedAt, "resolution": out.Resolution, "known_error_id": out.KnownErrorID}).Error; err != nil {
-			return fmt.Errorf("update incident %s: %w", id, err)
+		// Only if the status is still the one read: of two concurrent
+		// resolves, the second records nothing.
+		res := tx.Model(&models.Incident{}).Where("id = ? AND status = ?", id, before.Status).Updates(map[string]any{"status": out.Status,
+			"resolved_at": out.ResolvedAt, "resolution": out.Resolution, "known_error_id": out.KnownErrorID})
+		if res.Error != nil {
+			return fmt.Errorf("update incident %s: %w", id, res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("incident %s is no longer %s: another change came first: %w", id, before.Status, models.ErrConflict)
 		}
 		if before.Status != out.Status {
 			msg := fmt.Sprintf("%s incident %s by %s: %s", out.Severity, map[string]string{models.IncidentResolved: "resolved",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -55,18 +56,28 @@ func (f KPIFilter) scope(q *gorm.DB, alias string) *gorm.DB {
 	return q
 }
 
-// KPIs computes the KPI report of the filter.
-func (s *Store) KPIs(ctx context.Context, f KPIFilter) (*models.KPIReport, error) {
+// checkedKPIs checks the filter, loads what its KPIs count and verifies
+// the audit chain.
+func (s *Store) checkedKPIs(ctx context.Context, f KPIFilter) (*kpiSet, ChainReport, error) {
 	if err := f.check(); err != nil {
-		return nil, err
+		return nil, ChainReport{}, err
 	}
 	set, err := s.loadKPIs(ctx, f)
 	if err != nil {
-		return nil, err
+		return nil, ChainReport{}, err
 	}
 	chain, err := s.VerifyAudit(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("verify the audit chain for the KPIs: %w", err)
+		return nil, ChainReport{}, fmt.Errorf("verify the audit chain for the KPIs: %w", err)
+	}
+	return set, chain, nil
+}
+
+// KPIs computes the KPI report of the filter.
+func (s *Store) KPIs(ctx context.Context, f KPIFilter) (*models.KPIReport, error) {
+	set, chain, err := s.checkedKPIs(ctx, f)
+	if err != nil {
+		return nil, err
 	}
 	issues := set.issues()
 	if !chain.OK {
@@ -95,16 +106,9 @@ func (s *Store) KPIs(ctx context.Context, f KPIFilter) (*models.KPIReport, error
 // (release management), for the Prometheus gauges.
 func (s *Store) KPISnapshot(ctx context.Context, from, to time.Time) (*models.KPISnapshot, error) {
 	f := KPIFilter{From: from, To: to}
-	if err := f.check(); err != nil {
-		return nil, err
-	}
-	set, err := s.loadKPIs(ctx, f)
+	set, chain, err := s.checkedKPIs(ctx, f)
 	if err != nil {
 		return nil, err
-	}
-	chain, err := s.VerifyAudit(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("verify the audit chain for the KPIs: %w", err)
 	}
 	snap := &models.KPISnapshot{From: f.From.UTC(), To: f.To.UTC(), ComputedAt: set.computedAt, AuditChainOK: chain.OK,
 		Environments: []models.KPIGroup{}, Applications: []models.KPIGroup{}}
@@ -214,26 +218,19 @@ func (s *Store) loadKPIs(ctx context.Context, f KPIFilter) (*kpiSet, error) {
 		return nil, fmt.Errorf("read the deployments for the KPIs: %w", err)
 	}
 	byID := make(map[string]*kpiDeployment, len(set.deps))
+	ids := make([]string, 0, len(set.deps))
 	for _, d := range set.deps {
 		byID[d.ID] = d
+		ids = append(ids, d.ID)
 	}
 
 	// When each rollout started: its first move to deploying.
-	var starts []struct {
-		DeploymentID string
-		At           time.Time
-	}
-	err = active(db.Table("deployment_events AS e").Select("e.deployment_id, e.at").
-		Joins("JOIN deployments d ON d.id = e.deployment_id").
-		Where("e.type = ? AND e.status = ?", models.EventStatus, models.StatusDeploying)).Scan(&starts).Error
+	starts, err := s.rolloutStarts(ctx, ids)
 	if err != nil {
-		return nil, fmt.Errorf("read when the rollouts started for the KPIs: %w", err)
+		return nil, fmt.Errorf("read the KPIs: %w", err)
 	}
-	for _, st := range starts {
-		if d := byID[st.DeploymentID]; d != nil && (d.startedAt == nil || st.At.Before(*d.startedAt)) {
-			at := st.At
-			d.startedAt = &at
-		}
+	for id, at := range starts {
+		byID[id].startedAt = &at
 	}
 
 	// The policy each rollout that started in the range was planned under.
@@ -248,7 +245,7 @@ func (s *Store) loadKPIs(ctx context.Context, f KPIFilter) (*kpiSet, error) {
 		policyExpr = "plan->'policy'"
 	}
 	for len(started) > 0 {
-		n := min(len(started), 500)
+		n := min(len(started), inChunks)
 		var rows []struct {
 			ID     string
 			Policy *string
@@ -449,16 +446,7 @@ var (
 // failure before its rollout began (at planning, or its start) changed
 // nothing, and counts neither as a deployment nor as a failed change.
 func (d *kpiDeployment) rolledOut() bool {
-	return isOneOf(d.Status, rolloutOutcomes) && (d.Status != models.StatusFailed || d.startedAt != nil)
-}
-
-func isOneOf(s models.Status, set []models.Status) bool {
-	for _, x := range set {
-		if s == x {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(rolloutOutcomes, d.Status) && (d.Status != models.StatusFailed || d.startedAt != nil)
 }
 
 // deploymentManagement is ITIL's deployment management metrics; issues
@@ -495,7 +483,7 @@ func (k *kpiSet) deploymentManagement(issues []models.ComplianceIssue) []models.
 		case models.StatusRolledBack, models.StatusFailed:
 			errs[string(d.Status)]++
 		}
-		if isOneOf(d.Status, handedOver) {
+		if slices.Contains(handedOver, d.Status) {
 			lead = append(lead, d.FinishedAt.Sub(d.CreatedAt))
 		}
 	}
@@ -625,7 +613,7 @@ func (k *kpiSet) dora() []models.KPI {
 		case models.StatusRolledBack, models.StatusFailed, models.StatusCompletedWithIssues:
 			failures++
 		}
-		if isOneOf(d.Status, handedOver) && d.ReleaseCreatedAt != nil {
+		if slices.Contains(handedOver, d.Status) && d.ReleaseCreatedAt != nil {
 			lead = append(lead, d.FinishedAt.Sub(*d.ReleaseCreatedAt))
 		}
 		if d.Status == models.StatusRolledBack {

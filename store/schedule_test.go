@@ -160,14 +160,17 @@ func TestScheduleEstimatesAndConflicts(t *testing.T) {
 		g := w.deployment(shopRel, shopProd, models.StatusQueued, map[string]any{"not_before": now.Add(100 * time.Minute)})
 		sch2, err := s.Schedule(ctx, store.ScheduleQuery{Now: now, From: now, To: now.Add(24 * time.Hour), ApplicationID: shop.ID})
 		require.NoError(t, err)
+		held := false
 		for _, sd := range sch2.Deployments {
 			require.Equal(t, shop.ID, sd.ApplicationID, "narrowed to shop")
 			if sd.ID == g.ID {
+				held = true
 				require.Equal(t, models.StartFreeze, sd.StartBasis)
 				require.Equal(t, now.Add(3*time.Hour), sd.ExpectedStart)
 				require.Contains(t, sd.StartReason, "board meeting")
 			}
 		}
+		require.True(t, held, "the held deployment is in the schedule")
 		require.NoError(t, s.DB().Model(&models.Deployment{}).Where("id = ?", g.ID).Update("status", models.StatusCancelled).Error)
 
 		// Conflicts: a and b on host h1 (across applications), b and c

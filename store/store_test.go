@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
 
 	"github.com/transit-hq/transit/internal/testenv"
 	"github.com/transit-hq/transit/models"
@@ -304,10 +305,10 @@ func TestTokens(t *testing.T) {
 		_, err = s.Authenticate(ctx, secret+"x")
 		require.ErrorIs(t, err, models.ErrUnauthenticated)
 
-		groups, known, err := s.PrincipalGroups(ctx, "bob")
+		p, live, err := s.PrincipalOf(ctx, "bob")
 		require.NoError(t, err)
-		require.True(t, known)
-		require.Equal(t, []string{"release-managers"}, groups)
+		require.Len(t, live, 1)
+		require.Equal(t, []string{"release-managers"}, p.Groups)
 
 		_, err = s.RevokeToken(ctx, alice, tok.ID)
 		require.NoError(t, err)
@@ -317,6 +318,43 @@ func TestTokens(t *testing.T) {
 		past := time.Now().Add(-time.Hour)
 		err = s.CreateToken(ctx, alice, &models.APIToken{Subject: "c", ExpiresAt: &past}, store.NewTokenSecret())
 		require.ErrorIs(t, err, models.ErrInvalid)
+	})
+}
+
+// A resolve that read the incident as open is refused when another
+// resolve came first: the timeline and the audit log say it only once.
+func TestStaleIncidentUpdateIsRefused(t *testing.T) {
+	dialects(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		l := seedLane(t, s)
+		d, _, err := s.CreateDeployment(ctx, alice, &models.Deployment{ApplicationID: l.app.ID, EnvironmentID: l.prod.ID,
+			ReleaseID: l.release.ID, ReleaseVersion: l.release.Version, Reason: "faster refunds"}, store.IdempotencyKey{})
+		require.NoError(t, err)
+		require.NoError(t, s.CreateIncident(ctx, alice, &models.Incident{ID: "inc_1", DeploymentID: d.ID, Severity: "high", Title: "error rate up"}))
+		timeline := func() []models.DeploymentEvent {
+			evs, err := s.ListDeploymentEvents(ctx, d.ID, 0, 100)
+			require.NoError(t, err)
+			return evs
+		}
+		before := timeline()
+
+		// The other resolve lands between this one's read and its update.
+		raced := false
+		require.NoError(t, s.DB().Callback().Query().After("gorm:query").Register("test:other_resolve", func(tx *gorm.DB) {
+			if !raced && tx.Statement.Table == "incidents" {
+				raced = true
+				require.NoError(t, tx.Session(&gorm.Session{NewDB: true}).
+					Exec("UPDATE incidents SET status = ? WHERE id = ?", models.IncidentResolved, "inc_1").Error)
+			}
+		}))
+		_, err = s.ResolveIncident(ctx, alice, d.ID, "inc_1", "rolled back")
+		require.ErrorIs(t, err, models.ErrConflict)
+		require.True(t, raced)
+
+		require.Equal(t, before, timeline(), "no second timeline line")
+		audits, err := s.ListAudit(ctx, store.AuditFilter{ResourceType: "incident", Action: models.ActionUpdate}, 0, 100)
+		require.NoError(t, err)
+		require.Empty(t, audits, "no audit of open → resolved from a stale read")
 	})
 }
 
