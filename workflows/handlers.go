@@ -167,6 +167,10 @@ func (d *deployment) lookupGroups(ctx workflow.Context, subject string) ([]strin
 // were taken from anyone.
 const versionControlRoles = "control-roles"
 
+// versionControlRecheck is when a control sent as a Signal began to be
+// checked again after its subject's look-up.
+const versionControlRecheck = "control-recheck"
+
 // mayControl refuses a pause, resume, abort or rollback that did not come
 // through the API (which checks roles itself) unless its subject's live
 // tokens make it a release_manager or admin, or a deployer of the team
@@ -366,6 +370,15 @@ func (d *deployment) handleSignal(s signal) {
 		if err := d.mayControl(d.safe, c.By); err != nil {
 			d.ignored(s.Name, c.By, rootMessage(err))
 			return
+		}
+		// The look-up let other handlers run (an abort, a pause): check
+		// again, as the Update path does, so that a control that no longer
+		// applies is recorded as ignored, not as taken.
+		if workflow.GetVersion(d.safe, versionControlRecheck, workflow.DefaultVersion, 1) == 1 {
+			if err := d.checkControl(s.Name, c); err != nil {
+				d.ignored(s.Name, c.By, rootMessage(err))
+				return
+			}
 		}
 		d.control(s.Name, c, models.ViaSignal)
 	case models.SignalLaneFree:
