@@ -120,7 +120,7 @@ func (d *deploymentsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(deploymentsDesc, err)
 		return
 	}
-	for _, st := range allStatuses {
+	for _, st := range models.AllStatuses {
 		ch <- prometheus.MustNewConstMetric(deploymentsDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
 	}
 }
@@ -141,8 +141,3 @@ func (d *deploymentsCollector) count() {
 	}
 	d.counts, d.countErr, d.at = counts, nil, time.Now()
 }
-
-var allStatuses = []models.Status{models.StatusPlanning, models.StatusQueued, models.StatusAwaitingApproval, models.StatusScheduled,
-	models.StatusDeploying, models.StatusPaused, models.StatusValidating, models.StatusEarlyLifeSupport, models.StatusRollingBack,
-	models.StatusCompleted, models.StatusCompletedWithIssues, models.StatusRolledBack, models.StatusRejected, models.StatusExpired,
-	models.StatusCancelled, models.StatusFailed}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -136,8 +137,10 @@ func TestConsoleApprovalInARealBrowser(t *testing.T) {
 	hc := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := hc.PostForm(s.baseURL+"/deployments/"+id+"/control", url.Values{"action": {"rollback"}})
 	require.NoError(t, err)
+	refused, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.Equal(t, 403, resp.StatusCode)
+	require.Contains(t, string(refused), "CSRF", "refused for its missing CSRF token")
 	resp, err = (&http.Client{CheckRedirect: hc.CheckRedirect}).Get(s.baseURL + "/approvals")
 	require.NoError(t, err)
 	resp.Body.Close()

@@ -99,6 +99,12 @@ func TestStandardChangeApprovedByPolicy(t *testing.T) {
 		"artifacts": []map[string]string{{"name": "shop", "image": "shop:2"}}}).str("id")
 	id2 := s.deploy(s.admin, map[string]any{"release": other, "environment": c.env})
 	s.waitStatus(id2, 30*time.Second, models.StatusAwaitingApproval)
+	// Awaiting approval is also where a matched deployment passes on its
+	// way: it must stay there, with no approval from the policy.
+	time.Sleep(2 * time.Second)
+	d2 := s.must(200, "GET", "/api/v1/deployments/"+id2, nil)
+	require.Equal(t, string(models.StatusAwaitingApproval), d2.str("deployment", "status"))
+	require.Empty(t, d2.get("approvals"), d2.Raw)
 }
 
 // An emergency change goes through a freeze after its own approval (a

@@ -221,13 +221,16 @@ func TestScheduleOfChange(t *testing.T) {
 	// The schedule places it after them, so it no longer overlaps them.
 	schedule = models.Schedule{}
 	require.NoError(t, json.Unmarshal([]byte(a.do(200, "GET", "/api/v1/schedule", viewer, nil).Raw), &schedule))
+	found := false
 	for _, sd := range schedule.Deployments {
 		if sd.ID == waiting {
+			found = true
 			require.Equal(t, models.StartQueued, sd.StartBasis, sd.StartReason)
 			require.Contains(t, sd.StartReason, "which it waits for (on_conflict: wait)")
 			require.False(t, sd.ExpectedStart.Before(byID[billDep].ExpectedEnd), "after billing's deployment")
 		}
 	}
+	require.True(t, found, "the waiting deployment is in the schedule")
 	for _, c := range schedule.Conflicts {
 		require.False(t, c.Kind == models.ConflictOverlap && slices.Contains(c.Deployments, waiting), "%+v", c)
 	}
