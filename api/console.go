@@ -321,7 +321,8 @@ func (h *Handler) deploymentView(c *gin.Context, p models.Principal, id string) 
 			v.Waves = append(v.Waves, byWave[w])
 		}
 	}
-	if v.Events, err = h.store.ListDeploymentEvents(c, id, 0, 500); err != nil {
+	// The newest: a long deployment has more than a page shows.
+	if v.Events, err = h.store.LastDeploymentEvents(c, id, consoleEvents); err != nil {
 		return v, err
 	}
 	d := det.Deployment
@@ -524,6 +525,9 @@ func (h *Handler) sessionPrincipal(c *gin.Context, ck string) (models.Principal,
 	}
 	return h.principalFor(c, ck)
 }
+
+// consoleEvents is how many of a deployment's newest events its page shows.
+const consoleEvents = 500
 
 // pendingLogin is a sign-in under way: what the callback must see again.
 type pendingLogin struct {

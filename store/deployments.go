@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -173,6 +174,17 @@ func (s *Store) ListDeploymentEvents(ctx context.Context, deploymentID string, a
 	if err != nil {
 		return nil, fmt.Errorf("list events of %s: %w", deploymentID, err)
 	}
+	return out, nil
+}
+
+// LastDeploymentEvents returns the newest n events of a deployment's
+// timeline, oldest first.
+func (s *Store) LastDeploymentEvents(ctx context.Context, deploymentID string, n int) ([]models.DeploymentEvent, error) {
+	var out []models.DeploymentEvent
+	if err := s.db.WithContext(ctx).Where("deployment_id = ?", deploymentID).Order("id DESC").Limit(n).Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list events of %s: %w", deploymentID, err)
+	}
+	slices.Reverse(out)
 	return out, nil
 }
 

@@ -358,6 +358,28 @@ func TestStaleIncidentUpdateIsRefused(t *testing.T) {
 	})
 }
 
+// The console shows a deployment's newest events, oldest first.
+func TestLastDeploymentEvents(t *testing.T) {
+	dialects(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		l := seedLane(t, s)
+		d, _, err := s.CreateDeployment(ctx, alice, &models.Deployment{ApplicationID: l.app.ID, EnvironmentID: l.prod.ID,
+			ReleaseID: l.release.ID, ReleaseVersion: l.release.Version}, store.IdempotencyKey{})
+		require.NoError(t, err)
+		var steps []store.Step
+		for i := 1; i <= 5; i++ {
+			steps = append(steps, store.Step{Key: fmt.Sprintf("r/%d", i), Event: models.DeploymentEvent{Type: models.EventProgress, Message: fmt.Sprintf("step %d", i)}})
+		}
+		require.NoError(t, s.RecordSteps(ctx, store.Actor{Subject: "transit-worker"}, d.ID, steps))
+		all, err := s.ListDeploymentEvents(ctx, d.ID, 0, 100)
+		require.NoError(t, err)
+		last, err := s.LastDeploymentEvents(ctx, d.ID, 3)
+		require.NoError(t, err)
+		require.Equal(t, all[len(all)-3:], last)
+		require.Equal(t, "step 5", last[2].Message)
+	})
+}
+
 // Concurrent writers on Postgres keep the audit chain whole: appends are
 // serialised, so no two rows share a predecessor.
 func TestConcurrentWritesKeepTheChain(t *testing.T) {
