@@ -389,8 +389,14 @@ func (d *deployment) awaitLane() bool {
 			d.setHold(nil)
 			return true
 		}
-		hold := &models.Hold{Kind: models.HoldQueued, Reason: fmt.Sprintf("waiting for %s of %s to %s: %s",
-			models.Plural(len(ahead), "earlier deployment"), d.Plan.Application, d.Plan.Environment, joinMax(ahead, 10))}
+		// The lane's, and with on_conflict: wait, those of other lanes
+		// that share its targets (activities.LaneAhead).
+		which := fmt.Sprintf("of %s to %s", d.Plan.Application, d.Plan.Environment)
+		if d.Plan.Policy.OnConflict == models.OnConflictWait {
+			which += ", or sharing targets with it (on_conflict: wait)"
+		}
+		hold := &models.Hold{Kind: models.HoldQueued, Reason: fmt.Sprintf("waiting for %s to end first (%s): %s",
+			models.Plural(len(ahead), "earlier deployment"), which, joinMax(ahead, 10))}
 		if d.Status != models.StatusQueued {
 			d.transition(models.StatusQueued, hold.Reason, func(r *activities.RecordInput) {
 				r.Scenario, r.SetHold, r.Hold = &d.Plan.Scenario, true, hold

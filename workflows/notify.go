@@ -52,8 +52,14 @@ func Notification(ctx workflow.Context, in models.NotificationInput) (models.Not
 		return models.NotificationResult{Status: res.Status, Attempts: res.Attempt}, nil
 	}
 	var appErr *temporal.ApplicationError
-	reason := "refused: " + rootMessage(err)
-	if !errors.As(err, &appErr) || appErr.Type() != models.ErrTypeDeliveryRefused {
+	var reason string
+	switch {
+	case errors.As(err, &appErr) && appErr.Type() == models.ErrTypeDeliveryRefused:
+		reason = "refused: " + rootMessage(err)
+	case errors.As(err, &appErr) && appErr.Type() == models.ErrTypeBadData:
+		// Not tried again (e.g. a delivery the database no longer has).
+		reason = "failed: " + rootMessage(err)
+	default:
 		// Out of time: the next try would have come after the day.
 		reason = fmt.Sprintf("not delivered in %s of tries (%s at most); the last: %s",
 			workflow.Now(ctx).Sub(start).Round(time.Minute), DeliveryGiveUpAfter, rootMessage(err))

@@ -127,6 +127,18 @@ func TestNotificationRefusedIsNotRetried(t *testing.T) {
 	require.Equal(t, "refused: POST http://hooks/x answered 404 Not Found", n.gaveUp[0])
 }
 
+// A delivery the activity cannot work on (its data was refused) is not
+// tried again, and its failure says why, not that a day ran out.
+func TestNotificationOfBadDataFailsAtOnce(t *testing.T) {
+	n := newNotifyEnv(t, func(int) (activities.DeliverResult, error) {
+		return activities.DeliverResult{}, temporal.NewNonRetryableApplicationError("delivery dlv_1 does not exist", models.ErrTypeBadData, nil)
+	})
+	res := n.run(t)
+	require.Equal(t, models.DeliveryFailed, res.Status)
+	require.Len(t, n.tries, 1)
+	require.Equal(t, []string{"failed: delivery dlv_1 does not exist"}, n.gaveUp)
+}
+
 // A receiver down for more than a day: the delivery is given up after 24
 // hours of tries, and marked failed saying so.
 func TestNotificationGivesUpAfterADay(t *testing.T) {
