@@ -108,41 +108,18 @@ func (a *Activities) conflictsAhead(ctx context.Context, in LaneInput) ([]string
 // other lanes that wait for this one because of a conflict (their plan
 // names it ahead of them), so that it wakes them when it ends.
 func (a *Activities) waitingOnConflict(ctx context.Context, in LaneInput) ([]string, error) {
-	var out []string
-	waits := map[string]bool{} // environment → whether it says on_conflict: wait
-	opt := store.ListOptions{Limit: store.MaxPageSize, Filters: map[string]string{"status": string(models.StatusQueued)}, Omit: []string{"plan"}}
-	for {
-		page, err := a.Store.ListDeployments(ctx, opt)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range page.Items {
-			if d.ApplicationID == in.ApplicationID && d.EnvironmentID == in.EnvironmentID {
-				continue // its lane wakes it
-			}
-			w, known := waits[d.EnvironmentID]
-			if !known {
-				env, err := a.Store.GetEnvironment(ctx, d.EnvironmentID)
-				if err != nil {
-					return nil, err
-				}
-				w = env.Policy.V.OnConflict == models.OnConflictWait
-				waits[d.EnvironmentID] = w
-			}
-			if !w {
-				continue
-			}
-			full, err := a.Store.GetDeployment(ctx, d.ID)
-			if err != nil {
-				return nil, err
-			}
-			if p := full.Plan.V; p != nil && slices.Contains(p.AheadInQueue, in.DeploymentID) {
-				out = append(out, models.WorkflowIDFor(d.ID))
-			}
-		}
-		if page.NextCursor == "" || len(out) >= laneWakeLimit {
-			return out, nil
-		}
-		opt.After = page.NextCursor
+	queued, err := a.Store.QueuedOnConflict(ctx, in.ApplicationID, in.EnvironmentID, store.MaxPageSize)
+	if err != nil {
+		return nil, err
 	}
+	var out []string
+	for _, d := range queued {
+		if p := d.Plan.V; p != nil && slices.Contains(p.AheadInQueue, in.DeploymentID) {
+			out = append(out, models.WorkflowIDFor(d.ID))
+		}
+		if len(out) >= laneWakeLimit {
+			break
+		}
+	}
+	return out, nil
 }

@@ -234,11 +234,15 @@ func TestScheduleOfChange(t *testing.T) {
 	for _, c := range schedule.Conflicts {
 		require.False(t, c.Kind == models.ConflictOverlap && slices.Contains(c.Deployments, waiting), "%+v", c)
 	}
+	aborted := time.Now()
 	for _, id := range []string{shopDep, billDep} {
 		require.Equal(t, 200, s.call("POST", "/api/v1/deployments/"+id+"/abort", s.admin, map[string]any{"reason": "make way"}).Status)
 		s.waitStatus(id, 30*time.Second, models.StatusCancelled)
 	}
 	d = s.waitStatus(waiting, 90*time.Second, models.StatusCompleted, models.StatusCompletedWithIssues, models.StatusFailed, models.StatusRejected)
+	// Woken by the ends of those it waited for, not by its lane's 30 s
+	// re-check.
+	require.Less(t, time.Since(aborted), 15*time.Second, "the waiting deployment was woken when they ended")
 	require.Equal(t, string(models.StatusCompleted), d.str("deployment", "status"), d.str("deployment", "outcome"))
 	require.Empty(t, d.get("deployment", "plan", "conflicts"), "planned again once they ended: no conflict left")
 }

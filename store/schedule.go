@@ -301,6 +301,21 @@ func deploymentLabels(d models.Deployment, envTargets []models.Target) map[strin
 	return out
 }
 
+// QueuedOnConflict returns the queued deployments, plans included, of the
+// environments whose policy says on_conflict: wait, leaving out the lane
+// of applicationID to environmentID: those that may wait for one of
+// another lane. One query: every deployment that ends asks it.
+func (s *Store) QueuedOnConflict(ctx context.Context, applicationID, environmentID string, limit int) ([]models.Deployment, error) {
+	var out []models.Deployment
+	err := s.db.WithContext(ctx).Where("status = ? AND NOT (application_id = ? AND environment_id = ?)", models.StatusQueued, applicationID, environmentID).
+		Where("environment_id IN (SELECT id FROM environments WHERE "+s.jsonText("policy", "on_conflict")+" = ?)", models.OnConflictWait).
+		Order("id").Limit(limit).Find(&out).Error
+	if err != nil {
+		return nil, fmt.Errorf("find the queued deployments that wait on conflicts: %w", err)
+	}
+	return out, nil
+}
+
 // jsonText is SQL for a text field of a JSON column: the empty string when absent.
 func (s *Store) jsonText(column, field string) string {
 	if s.dialect == DialectSQLite {

@@ -313,3 +313,27 @@ func TestScheduleICalendar(t *testing.T) {
 	require.Contains(t, ics.FromText(desc), long, "the reason comes back whole, unfolded and unescaped")
 	require.Equal(t, "Freeze: shop prod (board, Q1)", ics.FromText(events[1].GetProperty(ics.ComponentPropertySummary).Value))
 }
+
+// The deployments an ending one may have to wake: queued, in an
+// environment that waits on conflicts, of another lane.
+func TestQueuedOnConflict(t *testing.T) {
+	dialects(t, func(t *testing.T, s *store.Store) {
+		w := scheduleWorld{t: t, s: s, ctx: context.Background()}
+		shop, billing := seedApp(t, s, "shop"), seedApp(t, s, "billing")
+		waits := w.env(billing, "prod", models.Policy{ConflictLabel: "host", OnConflict: models.OnConflictWait})
+		warns := w.env(billing, "staging", models.Policy{ConflictLabel: "host"})
+		shopProd := w.env(shop, "prod", models.Policy{ConflictLabel: "host", OnConflict: models.OnConflictWait})
+		billRel, shopRel := w.release(billing, "2.0.0"), w.release(shop, "1.0.0")
+		queued := w.deployment(billRel, waits, models.StatusQueued, nil)
+		w.deployment(billRel, waits, models.StatusAwaitingApproval, nil) // not queued
+		w.deployment(billRel, warns, models.StatusQueued, nil)           // warns only
+		w.deployment(shopRel, shopProd, models.StatusQueued, nil)        // the asking lane's own
+		got, err := s.QueuedOnConflict(w.ctx, shop.ID, shopProd.ID, 100)
+		require.NoError(t, err)
+		var ids []string
+		for _, d := range got {
+			ids = append(ids, d.ID)
+		}
+		require.Equal(t, []string{queued.ID}, ids)
+	})
+}
