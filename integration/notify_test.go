@@ -82,6 +82,13 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	if err := json.Unmarshal(body, &fields); err != nil {
 		r.badSigs = append(r.badSigs, "not a JSON object: "+string(body))
 	}
+	// X-Transit-Event names the event (the JSON body's "event"; a Slack
+	// body has none, but the header is there).
+	var event string
+	_ = json.Unmarshal(fields["event"], &event)
+	if got := req.Header.Get("X-Transit-Event"); got == "" || (event != "" && got != event) {
+		r.badSigs = append(r.badSigs, fmt.Sprintf("X-Transit-Event %q for event %q", got, event))
+	}
 	r.byKey[key]++
 	r.bodies[key], r.paths[key] = fields, req.URL.Path
 	w.WriteHeader(http.StatusNoContent)
